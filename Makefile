@@ -50,6 +50,9 @@ PROGS    := $(PROG_DIRS:%=$(BUILD)/bin/%)
 
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# Small programs that integration tests run as stand-in services or peers.
+HELPER_SRCS := $(sort $(wildcard tests/helpers/*.c))
+HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 .PHONY: all deps check unit integration run install clean format lint bench
 .DEFAULT_GOAL := all
@@ -63,36 +66,52 @@ build-all: $(PROGS)
 deps:
 	@sh mk/deps.sh
 
-$(BUILD)/%.o: %.c
+# Objects depend on the compiler flags too: a changed PREFIX or SANITIZE
+# rebuilds what it must (the install paths are compiled in).
+FLAGS_STAMP := $(BUILD)/.cflags
+$(shell mkdir -p $(BUILD); echo '$(CC) $(ALL_CFLAGS) $(LIBS)' | cmp -s - $(FLAGS_STAMP) || \
+	echo '$(CC) $(ALL_CFLAGS) $(LIBS)' > $(FLAGS_STAMP))
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC      $<"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(LIBA): $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@echo "  AR      $@"
+	@ar rcs $@ $^
 
 # One program per folder: all of its .c files.
 .SECONDEXPANSION:
 $(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard %/*.c)) $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS)
+	@echo "  LD      $@"
+	@$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS)
+
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIBA)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBA)
 	@mkdir -p $(dir $@)
-	$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LIBS) -lcmocka
+	@echo "  LD      $@"
+	@$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $< $(LIBA) $(LIBS) -lcmocka
 
 # make check: the sanitizer build, then every unit test, then pytest.
 check: deps
-	@$(MAKE) --no-print-directory SANITIZE=1 build-all unit-bins
+	@$(MAKE) --no-print-directory SANITIZE=1 build-all unit-bins test-helpers
 	@$(MAKE) --no-print-directory SANITIZE=1 unit integration
 
-.PHONY: unit-bins
+.PHONY: unit-bins test-helpers
 unit-bins: $(UNIT_BINS)
+test-helpers: $(HELPER_BINS)
 
 unit: unit-bins
 	@sh mk/run-unit.sh $(UNIT_BINS)
 
-integration:
+integration: test-helpers
 	POSTERN_BUILD=$(abspath $(BUILD)) POSTERN_SRC=$(CURDIR) \
 	    $(PYTHON) -m pytest -q -ra tests/integration $(PYTEST_ARGS)
 
