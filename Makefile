@@ -56,6 +56,8 @@ HELPER_BINS := $(HELPER_SRCS:tests/helpers/%.c=$(BUILD)/tests/helpers/%)
 
 .PHONY: all deps check unit integration run install clean format lint bench
 .DEFAULT_GOAL := all
+# Keep objects: they are intermediate files of the program rules.
+.SECONDARY:
 
 all: deps
 	@$(MAKE) --no-print-directory build-all
@@ -84,7 +86,8 @@ $(LIBA): $(LIB_OBJS)
 
 # One program per folder: all of its .c files.
 .SECONDEXPANSION:
-$(BUILD)/bin/%: $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard %/*.c)) $(LIBA)
+PERCENT := %
+$(BUILD)/bin/%: $$(patsubst $$(PERCENT).c,$(BUILD)/$$(PERCENT).o,$$(wildcard %/*.c)) $(LIBA)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(SANFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBA) $(LIBS)
