@@ -19,7 +19,7 @@
 
 #include "util/vstr.h"
 
-#define MAIL_CONF_DEPTH 100 /* expansion recursion limit */
+#define MAIL_CONF_DEPTH 100              /* expansion recursion limit */
 #define MAIL_CONF_LINE_MAX (1024 * 1024) /* longest logical main.cf line */
 
 enum mail_param_type {
@@ -34,10 +34,10 @@ enum mail_param_type {
 typedef struct MAIL_PARAM {
     const char *name;
     enum mail_param_type type;
-    const char *defval;          /* NULL when computed */
+    const char *defval;           /* NULL when computed */
     const char *(*compute)(void); /* computed default (myhostname ...) */
-    long min, max;               /* INT and TIME bounds */
-    char time_unit;              /* TIME: unit of a bare number ('s', 'd', ...) */
+    long min, max;                /* INT and TIME bounds */
+    char time_unit;               /* TIME: unit of a bare number ('s', 'd', ...) */
 } MAIL_PARAM;
 
 /* mail_param_table - the one table; ends with a NULL name */
@@ -79,5 +79,33 @@ int var_bool(const char *name);
 /* mail_conf_names - every name that main.cf or overrides set (for postconf -n),
    in file order; the array and strings are owned by this module */
 const char *const *mail_conf_names(size_t *count);
+
+/* Additions: limits, checks, user-defined names and lists. */
+
+#define MAIL_CONF_FILE_MAX (16 * 1024 * 1024) /* largest main.cf read */
+#define MAIL_CONF_NAME_MAX 100                /* longest parameter name */
+#define MAIL_CONF_EXPAND_MAX (1024 * 1024)    /* longest expanded value */
+
+#include "util/argv.h"
+
+/* mail_param_count - number of entries in mail_param_table (sorted by name) */
+size_t mail_param_count(void);
+/* mail_conf_name_ok - letters, digits, '_', '-' and '.', 1..MAIL_CONF_NAME_MAX long */
+int mail_conf_name_ok(const char *name);
+/* mail_conf_path - the main.cf last given to mail_conf_read/mail_conf_load, or "main.cf" */
+const char *mail_conf_path(void);
+/* mail_conf_lookup - expanded value of a table parameter or of a name set in main.cf
+   or by an override (e.g. a smtpd_restriction_classes member or a per-transport
+   "relay_destination_concurrency_limit"); NULL when neither. RAW parameters come back
+   unexpanded. Expansion errors are fatal. Same lifetime as var_str. */
+const char *mail_conf_lookup(const char *name);
+/* mail_conf_check - expand every table parameter and every set name and parse the typed
+   ones; 0, or -1 with "parameter NAME: reason" in why (for "postern check", master) */
+int mail_conf_check(VSTR *why);
+/* mail_conf_split_list - split a list value at commas and white space; a "{...}" group
+   stays in one element with its braces (inline:{ a=b, c=d }); new ARGV, argv_free it */
+ARGV *mail_conf_split_list(const char *value);
+/* var_list - var_str split as by mail_conf_split_list; new ARGV, argv_free it */
+ARGV *var_list(const char *name);
 
 #endif

@@ -31,6 +31,10 @@ typedef struct MASTER_ENT {
     ARGV *args;         /* remaining arguments, -o removed */
     ARGV *overrides;    /* "name=value" strings from -o */
     int lineno;         /* first line of the entry in the file */
+    /* Added for display (postconf -M/-F): the text as written, normalised. */
+    char *column[7]; /* columns 1..7 as written, "-" kept */
+    ARGV *words;     /* command and all arguments, -o included, in master.cf
+                        syntax: "{...}" around words holding white space */
 } MASTER_ENT;
 
 typedef struct MASTER_CF {
@@ -44,5 +48,17 @@ MASTER_CF *master_cf_read(const char *path, int default_maxproc, VSTR *why);
 /* master_cf_parse - the same from text in memory (name is used in messages) */
 MASTER_CF *master_cf_parse(const char *text, const char *name, int default_maxproc, VSTR *why);
 void master_cf_free(MASTER_CF *cf);
+
+#define MASTER_CF_FILE_MAX (4 * 1024 * 1024) /* largest master.cf read */
+#define MASTER_CF_LINE_MAX (64 * 1024)       /* longest logical line */
+#define MASTER_CF_NAME_MAX 100               /* longest service name */
+#define MASTER_CF_MAXPROC_MAX 100000         /* largest process limit */
+#define MASTER_CF_WAKEUP_MAX (365 * 86400)   /* longest wakeup interval, seconds */
+
+/* master_cf_find - entry by service name and type, NULL if absent */
+MASTER_ENT *master_cf_find(const MASTER_CF *cf, const char *service, const char *type);
+/* master_cf_inet_split - split an inet service name into host (NULL when
+   absent, brackets removed) and port; new strings, myfree them; -1 if malformed */
+int master_cf_inet_split(const char *service, char **host, char **port);
 
 #endif
