@@ -119,7 +119,7 @@ integration: test-helpers
 	    $(PYTHON) -m pytest -q -ra tests/integration $(PYTEST_ARGS)
 
 run: all
-	@sh mk/run.sh $(abspath $(BUILD))
+	@sh mk/run.sh $(BUILD)
 
 bench: all
 	@for b in bench/*.py; do [ -f "$$b" ] && POSTERN_BUILD=$(abspath $(BUILD)) POSTERN_SRC=$(CURDIR) $(PYTHON) $$b; done; true
