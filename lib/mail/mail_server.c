@@ -1,0 +1,461 @@
+/*
+ * mail_server - daemon skeleton: arguments, configuration, privilege drop,
+ * and the accept loops of the multi-session, single-client and trigger
+ * servers, with master's status protocol (master_proto.h).
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "mail/mail_conf.h"
+#include "mail/mail_server.h"
+#include "mail/master_proto.h"
+#include "mail/priv.h"
+#include "util/argv.h"
+#include "util/msg.h"
+#include "util/mymalloc.h"
+#include "util/safe_io.h"
+#include "util/strutil.h"
+
+/* The whole state of one service process; there is one per process. */
+typedef struct MS_STATE {
+    const MAIL_SERVER_SPEC *spec;
+    MAIL_SERVER_ARGS args;
+    int listen_count;                           /* -s N */
+    struct event *listen_ev[MASTER_LISTEN_MAX]; /* one per listening fd */
+    struct event *status_ev;                    /* notices master closing the pipe */
+    struct event *idle_ev;                      /* max_idle */
+    struct event *watchdog_ev;                  /* re-arms alarm(daemon_timeout) */
+    struct event *retry_ev;                     /* resume accepting after EMFILE */
+    int unpriv;                                 /* -u */
+    int chroot;                                 /* -c */
+    int is_fifo;                                /* -t fifo */
+    long max_idle, max_use, ipc_timeout, daemon_timeout;
+    long use_count; /* clients (or triggers) taken so far */
+    int sessions;   /* MULTI sessions open now */
+    int listening;  /* listen events are enabled */
+    int draining;   /* stopped accepting for good */
+    int reported;   /* last MASTER_STAT_* sent, -1 none */
+} MS_STATE;
+
+static MS_STATE ms;
+
+static void ms_update(void);
+
+/* ms_exit - normal end of the process */
+static _Noreturn void ms_exit(void)
+{
+    if (ms.spec->pre_exit)
+        ms.spec->pre_exit(&ms.args);
+    exit(0);
+}
+
+/* ms_stop_listening - close the listening descriptors: no new clients */
+static void ms_stop_listening(void)
+{
+    for (int i = 0; i < ms.listen_count; i++) {
+        if (ms.listen_ev[i]) {
+            event_free(ms.listen_ev[i]);
+            ms.listen_ev[i] = NULL;
+            close(MASTER_LISTEN_FD + i);
+        }
+    }
+    if (ms.retry_ev)
+        event_del(ms.retry_ev);
+    ms.listening = 0;
+}
+
+/* ms_drain - stop accepting; exit as soon as no session is open */
+static void ms_drain(const char *why)
+{
+    if (ms.draining)
+        return;
+    ms.draining = 1;
+    if (msg_verbose)
+        msg_info("%s -- finishing open sessions and exiting", why);
+    ms_stop_listening();
+    if (ms.status_ev)
+        event_del(ms.status_ev);
+    if (ms.sessions == 0)
+        ms_exit();
+}
+
+/* ms_report - tell master whether this process can take a client */
+static void ms_report(int status)
+{
+    MASTER_STATUS rec = {.pid = (int32_t)getpid(), .status = status};
+
+    if (ms.draining || status == ms.reported)
+        return;
+    ms.reported = status;
+    if (write_full(MASTER_STATUS_FD, &rec, sizeof(rec)) < 0)
+        ms_drain(errno == EPIPE ? "master closed the status pipe" : "status pipe write error");
+}
+
+/* ms_listen_enable - start or stop watching the listening descriptors */
+static void ms_listen_enable(int on)
+{
+    if (ms.draining || on == ms.listening)
+        return;
+    for (int i = 0; i < ms.listen_count; i++) {
+        if (ms.listen_ev[i] == NULL)
+            continue;
+        if (on)
+            event_add(ms.listen_ev[i], NULL);
+        else
+            event_del(ms.listen_ev[i]);
+    }
+    ms.listening = on;
+}
+
+/* ms_idle_arm - (re)start the idle timer, or stop it while clients are open */
+static void ms_idle_arm(int idle)
+{
+    if (ms.idle_ev == NULL)
+        return;
+    if (idle) {
+        struct timeval tv = {.tv_sec = ms.max_idle};
+
+        event_add(ms.idle_ev, &tv);
+    } else {
+        event_del(ms.idle_ev);
+    }
+}
+
+/* ms_used_up - served max_use clients */
+static int ms_used_up(void)
+{
+    return (ms.spec->flags & MAIL_SERVER_LONG_RUNNING) == 0 && ms.max_use > 0 &&
+           ms.use_count >= ms.max_use;
+}
+
+/* ms_update - after any change: accept or not, report, idle timer, exit */
+static void ms_update(void)
+{
+    int full = ms.spec->max_sessions > 0 && ms.sessions >= ms.spec->max_sessions;
+
+    if (ms.draining) {
+        if (ms.sessions == 0)
+            ms_exit();
+        return;
+    }
+    if (ms_used_up()) {
+        /* Busy for good, so that master starts a fresh process if needed. */
+        ms_report(MASTER_STAT_TAKEN);
+        ms_drain("use limit reached");
+        return;
+    }
+    ms_listen_enable(!full);
+    ms_report(full ? MASTER_STAT_TAKEN : MASTER_STAT_AVAIL);
+    ms_idle_arm(ms.sessions == 0);
+}
+
+/* mail_server_session_done - a MULTI session has ended */
+void mail_server_session_done(void)
+{
+    if (ms.spec == NULL || ms.spec->kind != MAIL_SERVER_MULTI)
+        msg_panic("mail_server_session_done: not a multi-session server");
+    if (ms.sessions <= 0)
+        msg_panic("mail_server_session_done: no session is open");
+    ms.sessions--;
+    ms_update();
+}
+
+int mail_server_sessions(void)
+{
+    return ms.sessions;
+}
+
+int mail_server_draining(void)
+{
+    return ms.draining;
+}
+
+/* ms_read_trigger - collect one request from a trigger client */
+static size_t ms_read_trigger(int fd, char *buf, size_t size)
+{
+    size_t len = 0;
+    int timeout_ms =
+        ms.ipc_timeout > 0 && ms.ipc_timeout < 3600 ? (int)ms.ipc_timeout * 1000 : 3600 * 1000;
+
+    while (len < size) {
+        ssize_t n = timed_read(fd, buf + len, size - len, timeout_ms);
+
+        if (n < 0) {
+            msg_warn("%s: read trigger request: %m", ms.args.service);
+            break;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    return len;
+}
+
+/* ms_serve_trigger - hand one trigger request to the daemon */
+static void ms_serve_trigger(const char *buf, size_t len)
+{
+    if (len == 0)
+        return;
+    ms_report(MASTER_STAT_TAKEN);
+    ms.use_count++;
+    ms.spec->trigger_service(&ms.args, buf, len);
+}
+
+/* ms_fifo_event - trigger bytes arrived on the fifo */
+static void ms_fifo_event(int fd)
+{
+    char buf[MAIL_SERVER_TRIGGER_MAX];
+    ssize_t n = read(fd, buf, sizeof(buf));
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n < 0)
+        msg_fatal("%s: read fifo: %m", ms.args.service);
+    ms_idle_arm(0);
+    ms_serve_trigger(buf, (size_t)n);
+    ms_update();
+}
+
+/* ms_retry_event - accept again after running out of descriptors */
+static void ms_retry_event(evutil_socket_t fd, short what, void *ctx)
+{
+    (void)fd, (void)what, (void)ctx;
+    ms_update();
+}
+
+/* ms_accept_event - a client is waiting on a listening socket */
+static void ms_accept_event(evutil_socket_t lfd, short what, void *ctx)
+{
+    int flags = SOCK_CLOEXEC | (ms.spec->kind == MAIL_SERVER_MULTI ? SOCK_NONBLOCK : 0);
+    int fd;
+
+    (void)what, (void)ctx;
+    if (ms.is_fifo) {
+        ms_fifo_event(lfd);
+        return;
+    }
+    /* Other processes of the service share the socket: losing the race is normal. */
+    if ((fd = accept4(lfd, NULL, NULL, flags)) < 0) {
+        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+            return;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            struct timeval tv = {.tv_sec = 1};
+
+            /* Level-triggered: without a pause this would spin. */
+            msg_warn("%s: accept: %m -- pausing", ms.args.service);
+            ms_listen_enable(0);
+            event_add(ms.retry_ev, &tv);
+            return;
+        }
+        msg_fatal("%s: accept: %m", ms.args.service);
+    }
+    ms_idle_arm(0);
+    switch (ms.spec->kind) {
+    case MAIL_SERVER_MULTI:
+        ms.sessions++;
+        ms.use_count++;
+        ms_update();
+        ms.spec->multi_service(&ms.args, fd);
+        return;
+    case MAIL_SERVER_SINGLE:
+        ms_report(MASTER_STAT_TAKEN);
+        ms.use_count++;
+        ms.spec->single_service(&ms.args, fd);
+        close(fd);
+        break;
+    case MAIL_SERVER_TRIGGER: {
+        char buf[MAIL_SERVER_TRIGGER_MAX];
+        size_t len = ms_read_trigger(fd, buf, sizeof(buf));
+
+        close(fd);
+        ms_serve_trigger(buf, len);
+        break;
+    }
+    }
+    ms_update();
+}
+
+/* ms_status_event - the status pipe's read end is gone: reload or master exit */
+static void ms_status_event(evutil_socket_t fd, short what, void *ctx)
+{
+    (void)fd, (void)what, (void)ctx;
+    ms_drain("master closed the status pipe");
+}
+
+/* ms_idle_event - max_idle seconds without a client */
+static void ms_idle_event(evutil_socket_t fd, short what, void *ctx)
+{
+    (void)fd, (void)what, (void)ctx;
+    if (ms.sessions > 0)
+        return;
+    if (msg_verbose)
+        msg_info("idle timeout -- exiting");
+    ms_exit();
+}
+
+/* ms_watchdog_event - the loop still runs: push the alarm further out */
+static void ms_watchdog_event(evutil_socket_t fd, short what, void *ctx)
+{
+    (void)fd, (void)what, (void)ctx;
+    alarm((unsigned)ms.daemon_timeout);
+}
+
+/* ms_usage - master passed something this program does not understand */
+static _Noreturn void ms_usage(const char *prog)
+{
+    msg_fatal("usage: %s -n service -t type [-u] [-c] [-v] [-s count] [-o name=value]... "
+              "[args...] (this program is started by master)",
+              prog);
+}
+
+/* ms_parse_args - master's options; the rest is the daemon's */
+static void ms_parse_args(int argc, char **argv, ARGV *overrides)
+{
+    long count = 1;
+    int ch;
+
+    opterr = 0;
+    optind = 1;
+    while ((ch = getopt(argc, argv, "+n:t:ucvs:o:")) != -1) {
+        switch (ch) {
+        case 'n': ms.args.service = optarg; break;
+        case 't': ms.args.type = optarg; break;
+        case 'u': ms.unpriv = 1; break;
+        case 'c': ms.chroot = 1; break;
+        case 'v': msg_verbose++; break;
+        case 's':
+            if (parse_long(optarg, 1, MASTER_LISTEN_MAX, &count) < 0)
+                msg_fatal("bad listener count \"-s %s\"", optarg);
+            break;
+        case 'o': argv_add(overrides, optarg, (char *)NULL); break;
+        default: ms_usage(argv[0]);
+        }
+    }
+    if (ms.args.service == NULL || ms.args.type == NULL)
+        ms_usage(argv[0]);
+    ms.listen_count = (int)count;
+    ms.is_fifo = strcmp(ms.args.type, "fifo") == 0;
+    ms.args.argc = argc - optind;
+    ms.args.argv = argv + optind;
+}
+
+/* ms_take_fds - check master's descriptors and close everything else */
+static void ms_take_fds(void)
+{
+    for (int fd = MASTER_STATUS_FD; fd < MASTER_LISTEN_FD + ms.listen_count; fd++) {
+        if (fcntl(fd, F_GETFD) < 0)
+            msg_fatal("descriptor %d is not open: this program is run by master", fd);
+        close_on_exec(fd, 1);
+    }
+    for (int i = 0; i < ms.listen_count; i++)
+        non_blocking(MASTER_LISTEN_FD + i, 1);
+    /* Nothing else inherited may leak into the service (or, after the
+       privilege drop, keep a root-opened file within reach). */
+    if (close_range((unsigned)(MASTER_LISTEN_FD + ms.listen_count), ~0U, 0) < 0)
+        msg_fatal("close_range: %m");
+}
+
+/* ms_read_config - main.cf, then master.cf's -o overrides */
+static void ms_read_config(const ARGV *overrides)
+{
+    mail_conf_read(mail_conf_dir(NULL));
+    for (size_t i = 0; i < overrides->argc; i++)
+        if (mail_conf_parse_override(overrides->argv[i]) < 0)
+            msg_fatal("bad -o override \"%s\": expected name=value", overrides->argv[i]);
+    msg_open(var_str("syslog_name"), var_str("syslog_facility"), var_str("maillog_file"));
+    ms.max_idle = var_time("max_idle");
+    ms.max_use = var_int("max_use");
+    ms.ipc_timeout = var_time("ipc_timeout");
+    ms.daemon_timeout = var_time("daemon_timeout");
+}
+
+/* ms_drop_privileges - as root: chroot as asked, become mail_owner unless unpriv=n */
+static void ms_drop_privileges(void)
+{
+    const char *queue_dir = var_str("queue_directory");
+
+    if (!priv_is_root()) {
+        /* Private instance: already the user everything runs as. */
+        if (ms.unpriv)
+            priv_no_new_privs();
+        return;
+    }
+    if (ms.unpriv) {
+        priv_drop(var_str("mail_owner"), ms.chroot ? queue_dir : NULL);
+    } else if (ms.chroot) {
+        if (chroot(queue_dir) < 0 || chdir("/") < 0)
+            msg_fatal("chroot %s: %m", queue_dir);
+    }
+}
+
+/* ms_setup_events - the loop's events: listeners, status pipe, timers */
+static void ms_setup_events(void)
+{
+    struct event_base *base = ms.args.base;
+
+    for (int i = 0; i < ms.listen_count; i++)
+        ms.listen_ev[i] =
+            event_new(base, MASTER_LISTEN_FD + i, EV_READ | EV_PERSIST, ms_accept_event, NULL);
+    /* A pipe's write end polls as an error once the reader is gone. */
+    ms.status_ev = event_new(base, MASTER_STATUS_FD, EV_READ | EV_PERSIST, ms_status_event, NULL);
+    event_add(ms.status_ev, NULL);
+    ms.retry_ev = evtimer_new(base, ms_retry_event, NULL);
+    if (ms.max_idle > 0 && (ms.spec->flags & MAIL_SERVER_LONG_RUNNING) == 0)
+        ms.idle_ev = evtimer_new(base, ms_idle_event, NULL);
+    if (ms.daemon_timeout > 0) {
+        struct timeval tv = {.tv_sec = ms.daemon_timeout / 2 > 0 ? ms.daemon_timeout / 2 : 1};
+
+        ms.watchdog_ev = event_new(base, -1, EV_PERSIST, ms_watchdog_event, NULL);
+        event_add(ms.watchdog_ev, &tv);
+        alarm((unsigned)ms.daemon_timeout);
+    }
+}
+
+/* ms_check_spec - the daemon filled in the callback its kind needs */
+static void ms_check_spec(const MAIL_SERVER_SPEC *spec)
+{
+    if ((spec->kind == MAIL_SERVER_MULTI && spec->multi_service == NULL) ||
+        (spec->kind == MAIL_SERVER_SINGLE && spec->single_service == NULL) ||
+        (spec->kind == MAIL_SERVER_TRIGGER && spec->trigger_service == NULL))
+        msg_panic("mail_server_main: no service callback for this server kind");
+}
+
+/* mail_server_main - set up, drop privileges, serve until done */
+_Noreturn void mail_server_main(int argc, char **argv, const MAIL_SERVER_SPEC *spec)
+{
+    ARGV *overrides = argv_alloc(4);
+
+    msg_init(argv[0]);
+    ms_check_spec(spec);
+    ms.spec = spec;
+    ms.reported = -1;
+    ms.args.context = spec->context;
+    ms_parse_args(argc, argv, overrides);
+    ms_take_fds();
+    signal(SIGPIPE, SIG_IGN);
+    ms_read_config(overrides);
+    argv_free(overrides);
+    if (chdir(var_str("queue_directory")) < 0)
+        msg_fatal("chdir %s: %m", var_str("queue_directory"));
+    if ((ms.args.base = event_base_new()) == NULL)
+        msg_fatal("event_base_new failed");
+
+    /* Last chance to open anything as root or outside the chroot. */
+    if (spec->pre_init)
+        spec->pre_init(&ms.args);
+    ms_drop_privileges();
+    if (spec->post_init)
+        spec->post_init(&ms.args);
+
+    ms_setup_events();
+    ms_update();
+    event_base_dispatch(ms.args.base);
+    msg_fatal("%s: event loop ended unexpectedly", ms.args.service);
+}
