@@ -9,8 +9,9 @@ PKGS="gcc make pkg-config libssl-dev libdb5.3-dev db5.3-util libcap-dev libpcre2
 libclamav-dev libevent-dev libunbound-dev libcmocka-dev python3 python3-pytest
 swaks python3-aiosmtpd python3-dnslib procps openssl"
 
+# DEPS_EXTRA names further packages (used by the tests of this script).
 missing=""
-for p in $PKGS; do
+for p in $PKGS ${DEPS_EXTRA:-}; do
     st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)
     [ "$st" = "installed" ] || missing="$missing $p"
 done
