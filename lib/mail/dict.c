@@ -21,9 +21,11 @@
 #include "util/strutil.h"
 #include "util/vstr.h"
 
+#define DICT_PROXY_PREFIX "proxy:" /* accepted and ignored, see dict_open_why */
+
 static const DICT_TYPE *const dict_types[] = {
     &dict_hash_type,   &dict_btree_type,  &dict_pcre_type,     &dict_cidr_type,
-    &dict_inline_type, &dict_static_type, &dict_texthash_type,
+    &dict_inline_type, &dict_static_type, &dict_texthash_type, &dict_unix_type,
 };
 
 #define DICT_NTYPES (sizeof(dict_types) / sizeof(dict_types[0]))
@@ -190,6 +192,11 @@ static DICT *dict_open_why(const char *spec, int flags, VSTR *why)
         vstr_sprintf(why, "table name longer than %d bytes", DICT_SPEC_MAX);
         return NULL;
     }
+    /* Postfix's proxy: goes through its proxymap service; Postern has none
+       and opens the table directly ("proxy:unix:passwd.byname" in a copied
+       main.cf keeps working). */
+    while (strncmp(spec, DICT_PROXY_PREFIX, sizeof(DICT_PROXY_PREFIX) - 1) == 0)
+        spec += sizeof(DICT_PROXY_PREFIX) - 1;
     if ((type = dict_spec_split(spec, &name)) == NULL) {
         vstr_sprintf(why, "need \"type:name\" instead of \"%s\"", spec);
         return NULL;

@@ -3,9 +3,12 @@
  *
  * Types: hash: and btree: (Berkeley DB files NAME.db built by postmap),
  * pcre: (pcre_table(5)), cidr: (cidr_table(5)), inline:{ key=value, ... },
- * static:value and texthash:/path (postmap's source format read into
- * memory). A table is read-only unless opened with dict_open_type() in a
- * write mode, which only hash: and btree: support.
+ * static:value, texthash:/path (postmap's source format read into
+ * memory) and unix:passwd.byname / unix:group.byname (the C library's user
+ * and group databases). dict_open() accepts and ignores a "proxy:" prefix
+ * (Postfix's proxymap client): Postern opens the table directly. A table is
+ * read-only unless opened with dict_open_type() in a write mode, which only
+ * hash: and btree: support.
  *
  * Sharing: dict_open() keeps one instance per (spec, flags) in the process
  * and counts references; dict_close() drops one. Tables that live in a file
@@ -153,6 +156,7 @@ extern const DICT_TYPE dict_cidr_type;
 extern const DICT_TYPE dict_inline_type;
 extern const DICT_TYPE dict_static_type;
 extern const DICT_TYPE dict_texthash_type;
+extern const DICT_TYPE dict_unix_type; /* unix:passwd.byname, unix:group.byname */
 
 /* dict_reader - logical lines of a table source: '#' comment lines and
    blank lines are skipped, a line that starts with white space continues

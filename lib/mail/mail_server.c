@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mail/mail_conf.h"
@@ -145,7 +146,13 @@ static void ms_update(void)
             ms_exit();
         return;
     }
-    if (ms_used_up()) {
+    /*
+     * A multi-session process that reached max_use keeps accepting while it
+     * has sessions and retires when it next becomes idle, as Postfix's
+     * multi_server does: max_use renews processes, it must not cap how
+     * many sessions one process holds at once.
+     */
+    if (ms_used_up() && (ms.spec->kind != MAIL_SERVER_MULTI || ms.sessions == 0)) {
         /* Busy for good, so that master starts a fresh process if needed. */
         ms_report(MASTER_STAT_TAKEN);
         ms_drain("use limit reached");
@@ -181,11 +188,25 @@ int mail_server_draining(void)
 static size_t ms_read_trigger(int fd, char *buf, size_t size)
 {
     size_t len = 0;
-    int timeout_ms =
-        ms.ipc_timeout > 0 && ms.ipc_timeout < 3600 ? (int)ms.ipc_timeout * 1000 : 3600 * 1000;
+    struct timespec start, now;
 
+    /*
+     * A trigger is a few bytes written at once and a close. The read runs
+     * inside the service's only loop (qmgr's scheduler), so a client that
+     * connects and stalls must not hold it: the whole request has to arrive
+     * within MAIL_SERVER_TRIGGER_WAIT_MS, whatever ipc_timeout says.
+     */
+    clock_gettime(CLOCK_MONOTONIC, &start);
     while (len < size) {
-        ssize_t n = timed_read(fd, buf + len, size - len, timeout_ms);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+
+        if (spent >= MAIL_SERVER_TRIGGER_WAIT_MS) {
+            msg_warn("%s: trigger request not complete within %d ms: dropped", ms.args.service,
+                     MAIL_SERVER_TRIGGER_WAIT_MS);
+            return 0;
+        }
+        ssize_t n = timed_read(fd, buf + len, size - len, MAIL_SERVER_TRIGGER_WAIT_MS - (int)spent);
 
         if (n < 0) {
             msg_warn("%s: read trigger request: %m", ms.args.service);

@@ -38,6 +38,7 @@
 struct event_base;
 
 #define MAIL_SERVER_TRIGGER_MAX 1024 /* bytes of one trigger request at most */
+#define MAIL_SERVER_TRIGGER_WAIT_MS 1000 /* a whole trigger request must arrive within this */
 
 enum mail_server_kind {
     MAIL_SERVER_MULTI,

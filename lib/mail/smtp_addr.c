@@ -682,6 +682,9 @@ void smtp_addr_lower_domain(SMTP_ADDR *addr)
     size_t alen = vstr_len(addr->addr);
 
     vstr_lower(addr->domain);
+    /* RFC 5321 4.1.3 spells the tag "IPv6:"; keep that form for replies and logs. */
+    if (dlen > 6 && memcmp(vstr_str(addr->domain), "[ipv6:", 6) == 0)
+        memcpy(vstr_str(addr->domain) + 1, "IPv6", 4);
     if (dlen == 0 || dlen > alen)
         return;
     memcpy(vstr_str(addr->addr) + alen - dlen, vstr_str(addr->domain), dlen);

@@ -646,6 +646,14 @@ static void test_routing_and_case(void **state)
     assert_int_equal(smtp_addr_parse(addr, "<PostMaster>", 12, RCPT, &used), 0);
     smtp_addr_lower_domain(addr);
     assert_string_equal(vstr_str(addr->addr), "PostMaster");
+    /* The address literal tag keeps its RFC 5321 spelling; the address folds. */
+    assert_int_equal(smtp_addr_parse(addr, "<U@[ipv6:2001:DB8::1]>", 22, RCPT, &used), 0);
+    smtp_addr_lower_domain(addr);
+    assert_string_equal(vstr_str(addr->addr), "U@[IPv6:2001:db8::1]");
+    assert_string_equal(vstr_str(addr->domain), "[IPv6:2001:db8::1]");
+    assert_int_equal(smtp_addr_parse(addr, "<U@[Tag:X]>", 11, RCPT, &used), 0);
+    smtp_addr_lower_domain(addr);
+    assert_string_equal(vstr_str(addr->addr), "U@[tag:x]");
 }
 
 /* every octet in every position of a simple address: never a crash, and
