@@ -114,7 +114,10 @@ test-helpers: $(HELPER_BINS)
 unit: unit-bins
 	@sh mk/run-unit.sh $(UNIT_BINS)
 
+# Tests that run make themselves must not inherit this make's variables
+# (SANITIZE=1 would leak into their builds through MAKEFLAGS).
 integration: test-helpers
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
 	POSTERN_BUILD=$(abspath $(BUILD)) POSTERN_SRC=$(CURDIR) \
 	    $(PYTHON) -m pytest -q -ra tests/integration $(PYTEST_ARGS)
 

@@ -7,7 +7,7 @@
 
 PKGS="gcc make pkg-config libssl-dev libdb5.3-dev db5.3-util libcap-dev libpcre2-dev
 libclamav-dev libevent-dev libunbound-dev libcmocka-dev python3 python3-pytest
-swaks python3-aiosmtpd python3-dnslib procps openssl"
+swaks python3-aiosmtpd python3-dnslib procps openssl s-nail mailutils"
 
 # DEPS_EXTRA names further packages (used by the tests of this script).
 missing=""

@@ -9,8 +9,12 @@
 set -eu
 destdir=$1 build=$2 sbindir=$3 daemondir=$4 mandir=$5 sysconfdir=$6 sharedir=$7
 
-COMMANDS="postern postconf postmap postalias postqueue postsuper sendmail"
-SETGID_COMMANDS="postdrop"
+COMMANDS="postern postconf postmap postalias postsuper sendmail"
+# Commands any user runs that must reach the public/ sockets (mode 0710,
+# group setgid_group): installed set-group-id SETGID_GROUP (default
+# postdrop) when that group exists and we run as root; see INSTALL.
+SETGID_COMMANDS="postdrop postqueue"
+SETGID_GROUP=${SETGID_GROUP:-postdrop}
 
 mkdir -p "$destdir$sbindir" "$destdir$daemondir" "$destdir$sysconfdir" "$destdir$sharedir"
 for bin in "$build"/bin/*; do
@@ -20,8 +24,16 @@ for bin in "$build"/bin/*; do
     *" $name "*) install -m 0755 "$bin" "$destdir$sbindir/$name" ;;
     *)
         case " $SETGID_COMMANDS " in
-        # postdrop is setgid postdrop once the group exists (see INSTALL).
-        *" $name "*) install -m 0755 "$bin" "$destdir$sbindir/$name" ;;
+        *" $name "*)
+            install -m 0755 "$bin" "$destdir$sbindir/$name"
+            # Never set-user-id; set-group-id only to the unprivileged group.
+            if [ "$(id -u)" = 0 ] && getent group "$SETGID_GROUP" >/dev/null 2>&1; then
+                chgrp "$SETGID_GROUP" "$destdir$sbindir/$name"
+                chmod 2755 "$destdir$sbindir/$name"
+            else
+                echo "note: $sbindir/$name is not set-group-id $SETGID_GROUP yet (see INSTALL)"
+            fi
+            ;;
         *) install -m 0755 "$bin" "$destdir$daemondir/$name" ;;
         esac
         ;;

@@ -54,9 +54,12 @@ if [ ! -f "$etc/master.cf" ]; then
 # service      type  private unpriv chroot wakeup maxproc command + args
 127.0.0.1:2525 inet  n       -      n      -      -       smtpd
 127.0.0.1:2587 inet  n       -      n      -      -       smtpd
+pickup         unix  n       -      n      60     1       pickup
 cleanup        unix  n       -      n      -      0       cleanup
 qmgr           unix  n       -      n      300    1       qmgr
+showq          unix  n       -      n      -      -       showq
 local          unix  -       n      n      -      -       local
+smtp           unix  -       -      n      -      -       smtp
 CF
 fi
 if [ ! -f "$etc/aliases" ]; then
