@@ -117,7 +117,7 @@ unit: unit-bins
 # Tests that run make themselves must not inherit this make's variables
 # (SANITIZE=1 would leak into their builds through MAKEFLAGS).
 integration: test-helpers
-	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u SANITIZE \
 	POSTERN_BUILD=$(abspath $(BUILD)) POSTERN_SRC=$(CURDIR) \
 	    $(PYTHON) -m pytest -q -ra tests/integration $(PYTEST_ARGS)
 
