@@ -97,8 +97,8 @@ static int bounce_dsn_ok(const char *s)
 /* bounce_action_ok - an RFC 3464 2.3.3 action */
 static int bounce_action_ok(const char *s)
 {
-    static const char *const actions[] = {"failed", "delayed", "delivered", "relayed",
-                                          "expanded", NULL};
+    static const char *const actions[] = {"failed",  "delayed",  "delivered",
+                                          "relayed", "expanded", NULL};
 
     for (size_t i = 0; actions[i]; i++)
         if (strcmp(s, actions[i]) == 0)
@@ -262,15 +262,15 @@ static void bounce_read_conf(void)
 
     bounce_conf.myhostname = var_str("myhostname");
     bounce_conf.myorigin = var_str("myorigin");
-    bounce_conf.double_bounce = bounce_qualify(var_str("double_bounce_sender"),
-                                               bounce_conf.myhostname);
+    bounce_conf.double_bounce =
+        bounce_qualify(var_str("double_bounce_sender"), bounce_conf.myhostname);
     bounce_conf.mailer_daemon = bounce_qualify("MAILER-DAEMON", bounce_conf.myhostname);
-    bounce_conf.rcpt_2bounce = bounce_qualify(var_str("2bounce_notice_recipient"),
-                                              bounce_conf.myorigin);
-    bounce_conf.rcpt_bounce = bounce_qualify(var_str("bounce_notice_recipient"),
-                                             bounce_conf.myorigin);
-    bounce_conf.rcpt_delay = bounce_qualify(var_str("delay_notice_recipient"),
-                                            bounce_conf.myorigin);
+    bounce_conf.rcpt_2bounce =
+        bounce_qualify(var_str("2bounce_notice_recipient"), bounce_conf.myorigin);
+    bounce_conf.rcpt_bounce =
+        bounce_qualify(var_str("bounce_notice_recipient"), bounce_conf.myorigin);
+    bounce_conf.rcpt_delay =
+        bounce_qualify(var_str("delay_notice_recipient"), bounce_conf.myorigin);
     for (size_t i = 0; i < classes->argc; i++) {
         const char *c = classes->argv[i];
 

@@ -29,7 +29,7 @@ typedef struct BOUNCE_CONF {
     long delay_warning_time; /* seconds */
     long max_lifetime;       /* maximal_queue_lifetime, seconds */
     int ipc_timeout_ms;
-    char *cleanup_service;   /* cleanup_service_name */
+    char *cleanup_service; /* cleanup_service_name */
 } BOUNCE_CONF;
 
 extern BOUNCE_CONF bounce_conf;

@@ -100,9 +100,8 @@ static int bounce_original(QFILE *qf, enum bounce_msg_ret *ret, VSTR *text, VSTR
     vstr_reset(text);
     if (*ret == BOUNCE_MSG_RET_NONE)
         return 0;
-    if (*ret == BOUNCE_MSG_RET_FULL &&
-        (qf->content_size > (uint64_t)bounce_conf.size_limit ||
-         (enc != NULL && strcasecmp(enc, CLEANUP_ENC_BINARY) == 0)))
+    if (*ret == BOUNCE_MSG_RET_FULL && (qf->content_size > (uint64_t)bounce_conf.size_limit ||
+                                        (enc != NULL && strcasecmp(enc, CLEANUP_ENC_BINARY) == 0)))
         *ret = BOUNCE_MSG_RET_HDRS;
     bc.headers_only = *ret == BOUNCE_MSG_RET_HDRS;
     rc = qfile_content_walk(qf, bounce_copy_piece, &bc);
@@ -173,9 +172,9 @@ static int bounce_send(const BOUNCE_REQ *req, QFILE *qf, const BOUNCE_TARGET *t,
 
         if (!bounce_wanted(req->kind, q->notify, t->postmaster))
             continue;
-        rcpts[n] = (BOUNCE_MSG_RCPT){q->address, q->orig_rcpt, q->orcpt, r->action, r->status,
-                                     r->reason,  r->relay,     r->mtype,  r->mname,  r->dtype,
-                                     r->dtext};
+        rcpts[n] =
+            (BOUNCE_MSG_RCPT){q->address, q->orig_rcpt, q->orcpt, r->action, r->status, r->reason,
+                              r->relay,   r->mtype,     r->mname, r->dtype,  r->dtext};
         n++;
     }
     if (n == 0) {
@@ -206,9 +205,8 @@ static int bounce_send(const BOUNCE_REQ *req, QFILE *qf, const BOUNCE_TARGET *t,
     m.arrival = qf->arrival;
     m.delay_warning_time = bounce_conf.delay_warning_time;
     m.max_lifetime = bounce_conf.max_lifetime;
-    m.retry_until = req->kind == BOUNCE_MSG_DELAY
-                        ? (time_t)(qf->arrival.tv_sec + bounce_conf.max_lifetime)
-                        : 0;
+    m.retry_until =
+        req->kind == BOUNCE_MSG_DELAY ? (time_t)(qf->arrival.tv_sec + bounce_conf.max_lifetime) : 0;
     m.rcpt = rcpts;
     m.rcpt_count = n;
     m.ret = ret;
@@ -251,8 +249,8 @@ done:
    administrator moved it meanwhile (postsuper -h, -r) */
 static int bounce_open_qfile(const BOUNCE_REQ *req, QFILE **qf, VSTR *why)
 {
-    static const char *const queues[] = {MAIL_QUEUE_IMMEDIATE, MAIL_QUEUE_BULK,
-                                         MAIL_QUEUE_DEFERRED, MAIL_QUEUE_HOLD, NULL};
+    static const char *const queues[] = {MAIL_QUEUE_IMMEDIATE, MAIL_QUEUE_BULK, MAIL_QUEUE_DEFERRED,
+                                         MAIL_QUEUE_HOLD, NULL};
     int err = qfile_open(req->queue_name, req->queue_id, 0, qf, why);
 
     for (size_t i = 0; err == QFILE_ERR_SYS && errno == ENOENT && queues[i]; i++)

@@ -59,6 +59,7 @@ cleanup        unix  n       -      n      -      0       cleanup
 qmgr           unix  n       -      n      300    1       qmgr
 showq          unix  n       -      n      -      -       showq
 local          unix  -       n      n      -      -       local
+bounce         unix  -       -      n      -      0       bounce
 smtp           unix  -       -      n      -      -       smtp
 CF
 fi

@@ -132,24 +132,24 @@ size_t qmgr_htable_count(const QMGR_HTABLE *t);
 /* ------------------------------------------------------------------ */
 
 typedef struct QMGR_CONF {
-    long active_limit;      /* messages in memory (after the descriptor budget) */
-    long rcpt_limit;        /* recipients in memory */
-    long delivery_limit;    /* concurrent deliveries, all transports */
-    long min_backoff;       /* minimal_backoff_time */
-    long max_backoff;       /* maximal_backoff_time */
-    long queue_run_delay;   /* deferred/ scan interval */
-    long max_lifetime;      /* maximal_queue_lifetime */
-    long bounce_lifetime;   /* bounce_queue_lifetime (null sender) */
-    long retry_time;        /* transport_retry_time */
-    long ipc_timeout;       /* qmgr_ipc_timeout: sending one request */
-    long delivery_timeout;  /* qmgr_delivery_timeout: agent silence */
-    long class_ratio;       /* qmgr_immediate_bulk_ratio */
-    long purge_age;         /* qmgr_incoming_purge_time */
-    long default_dest_conc; /* default_destination_concurrency_limit */
-    long default_rcpt_lim;  /* default_destination_recipient_limit */
-    long default_proc;      /* default_process_limit */
-    long init_dest_conc;    /* initial_destination_concurrency */
-    long default_cohorts;   /* default_destination_concurrency_failed_cohort_limit */
+    long active_limit;          /* messages in memory (after the descriptor budget) */
+    long rcpt_limit;            /* recipients in memory */
+    long delivery_limit;        /* concurrent deliveries, all transports */
+    long min_backoff;           /* minimal_backoff_time */
+    long max_backoff;           /* maximal_backoff_time */
+    long queue_run_delay;       /* deferred/ scan interval */
+    long max_lifetime;          /* maximal_queue_lifetime */
+    long bounce_lifetime;       /* bounce_queue_lifetime (null sender) */
+    long retry_time;            /* transport_retry_time */
+    long ipc_timeout;           /* qmgr_ipc_timeout: sending one request */
+    long delivery_timeout;      /* qmgr_delivery_timeout: agent silence */
+    long class_ratio;           /* qmgr_immediate_bulk_ratio */
+    long purge_age;             /* qmgr_incoming_purge_time */
+    long default_dest_conc;     /* default_destination_concurrency_limit */
+    long default_rcpt_lim;      /* default_destination_recipient_limit */
+    long default_proc;          /* default_process_limit */
+    long init_dest_conc;        /* initial_destination_concurrency */
+    long default_cohorts;       /* default_destination_concurrency_failed_cohort_limit */
     const char *default_pos_fb; /* default_destination_concurrency_positive_feedback */
     const char *default_neg_fb; /* default_destination_concurrency_negative_feedback */
     long default_rate_delay;    /* default_destination_rate_delay */
@@ -184,12 +184,12 @@ typedef struct QMGR_NOTE {
 
 /* One recipient's outcome as a delivery agent reports it. */
 typedef struct QMGR_RESULT {
-    int status;         /* 0, 4xx, 5xx */
-    const char *dsn;    /* RFC 3463 */
-    const char *reason; /* for the log and the notice */
-    const char *relay;  /* "host[addr]:port", "local", "none" */
-    const char *action; /* dsn_action, NULL when absent */
-    int passed;         /* dsn_passed: the next hop took NOTIFY over */
+    int status;                                /* 0, 4xx, 5xx */
+    const char *dsn;                           /* RFC 3463 */
+    const char *reason;                        /* for the log and the notice */
+    const char *relay;                         /* "host[addr]:port", "local", "none" */
+    const char *action;                        /* dsn_action, NULL when absent */
+    int passed;                                /* dsn_passed: the next hop took NOTIFY over */
     const char *mtype, *mname, *dtype, *dtext; /* NULL when absent */
 } QMGR_RESULT;
 
@@ -211,7 +211,7 @@ typedef struct QMGR_MESSAGE {
     int notifying;         /* waiting for bounce(8) at the end of the round */
     QMGR_NOTE *notes;      /* recipients that need a notice */
     size_t note_count, note_cap;
-    QMGR_RING link;        /* in the active set */
+    QMGR_RING link; /* in the active set */
 } QMGR_MESSAGE;
 
 /* One delivery request's worth of recipients of one message for one queue. */
@@ -244,6 +244,7 @@ struct QMGR_QUEUE {
     char *dead_dsn;      /* while dead: what waiting recipients are deferred with */
     char *dead_why;
     int resting;         /* rate delay: the next delivery waits for the timer */
+    int failing;         /* failed lately: kept (with its counts) until the timer */
     struct event *timer; /* end of dead state or of the rate delay */
 };
 

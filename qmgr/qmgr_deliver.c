@@ -27,6 +27,19 @@
  * be 0, 4xx or 5xx, and the message size is bounded by the attribute
  * protocol's limits.
  *
+ * CONNECTION REUSE. The protocol allows several requests, one after the
+ * other, on one connection. A connection whose delivery ended cleanly (the
+ * summary arrived, nothing else is pending) is kept idle for the next
+ * delivery of its transport, for QMGR_IDLE_TIME seconds at most; a
+ * delivery to the same next hop takes the connection that served that
+ * next hop last, so it reaches the agent process whose SMTP session cache
+ * holds a session there. Reuse also saves the agents' accept() round (and
+ * the wake-up of every idle agent process that a new connection causes).
+ * An agent that closes an idle connection (reload, timeout, an agent that
+ * serves one request per connection) is noticed: a request that finds the
+ * connection closed before any answer is sent again once, on a new one.
+ * Idle connections count against the descriptor budget of deliveries.
+ *
  * The summary's dest_status is the destination's health for the scheduler:
  * "dead" (no server of the destination could be reached or completed the
  * handshake) is negative feedback, anything else positive; a delivery that
@@ -48,6 +61,8 @@
 #include "util/mymalloc.h"
 
 #define QMGR_DELIVER_READ_SIZE 16384 /* bytes read per call */
+#define QMGR_IDLE_TIME 10            /* seconds an idle agent connection is kept */
+#define QMGR_IDLE_MAX 256            /* idle agent connections at most */
 
 enum qmgr_dlv_state {
     QMGR_DLV_SENDING,   /* writing the request */
@@ -71,9 +86,89 @@ typedef struct QMGR_DELIVERY {
     int feedback;   /* QMGR_FB_* from the summary */
     char *fail_dsn; /* the first deferral: what a dead destination says */
     char *fail_why;
+    int reused; /* the connection served an earlier delivery */
 } QMGR_DELIVERY;
 
+/* An idle connection to an agent, kept for the next delivery. */
+typedef struct QMGR_IDLE {
+    int fd;
+    QMGR_TRANSPORT *transport;
+    char *nexthop;    /* what it served last */
+    struct event *ev; /* EOF, stray bytes or the idle time: close */
+    QMGR_RING link;   /* in qmgr_idle, most recently used first */
+} QMGR_IDLE;
+
 static int qmgr_deliveries; /* in progress */
+static QMGR_RING qmgr_idle = {&qmgr_idle, &qmgr_idle};
+static int qmgr_idle_count;
+
+static void qmgr_deliver_read_event(evutil_socket_t fd, short what, void *ctx);
+static void qmgr_deliver_write_event(evutil_socket_t fd, short what, void *ctx);
+
+/* qmgr_idle_free - forget an idle connection (closed unless keep_fd) */
+static int qmgr_idle_free(QMGR_IDLE *c, int keep_fd)
+{
+    int fd = c->fd;
+
+    qmgr_ring_detach(&c->link);
+    event_free(c->ev);
+    myfree(c->nexthop);
+    myfree(c);
+    qmgr_idle_count--;
+    if (!keep_fd) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* qmgr_idle_event - an idle connection was closed by the agent, or sent
+   something unasked, or stayed unused too long */
+static void qmgr_idle_event(evutil_socket_t fd, short what, void *ctx)
+{
+    (void)fd, (void)what;
+    qmgr_idle_free(ctx, 0);
+}
+
+/* qmgr_idle_put - keep a connection for the next delivery of its transport */
+static void qmgr_idle_put(QMGR_TRANSPORT *t, const char *nexthop, int fd)
+{
+    struct timeval tv = {.tv_sec = QMGR_IDLE_TIME};
+    QMGR_IDLE *c;
+
+    if (qmgr_idle_count >= QMGR_IDLE_MAX ||
+        qmgr_deliveries + qmgr_idle_count >= qmgr_conf.delivery_limit) {
+        close(fd);
+        return;
+    }
+    c = mycalloc(1, sizeof(*c));
+    c->fd = fd;
+    c->transport = t;
+    c->nexthop = mystrdup(nexthop);
+    c->ev = event_new(qmgr_base, fd, EV_READ, qmgr_idle_event, c);
+    event_add(c->ev, &tv);
+    qmgr_ring_insert_before(qmgr_idle.next, &c->link);
+    qmgr_idle_count++;
+}
+
+/* qmgr_idle_take - an idle connection of the transport, the one that last
+   served nexthop if there is one; its descriptor, or -1 */
+static int qmgr_idle_take(const QMGR_TRANSPORT *t, const char *nexthop)
+{
+    QMGR_IDLE *any = NULL;
+
+    for (QMGR_RING *r = qmgr_idle.next; r != &qmgr_idle; r = r->next) {
+        QMGR_IDLE *c = QMGR_RING_TO(r, QMGR_IDLE, link);
+
+        if (c->transport != t)
+            continue;
+        if (strcmp(c->nexthop, nexthop) == 0)
+            return qmgr_idle_free(c, 1);
+        if (any == NULL)
+            any = c;
+    }
+    return any ? qmgr_idle_free(any, 1) : -1;
+}
 
 /* qmgr_deliver_count - deliveries in progress */
 int qmgr_deliver_count(void)
@@ -148,6 +243,9 @@ static void qmgr_deliver_finish(QMGR_DELIVERY *d, const char *problem, int unava
     QMGR_MESSAGE *msg = e->msg;
     QMGR_TRANSPORT *t = e->queue->transport;
     int fb = problem != NULL ? QMGR_FB_NONE : d->feedback;
+    /* A clean end leaves the agent ready for the next request. */
+    int keep =
+        problem == NULL && d->eof_ok && vstr_len(d->in) == 0 && d->wev == NULL && !unavailable;
 
     if (problem != NULL)
         msg_warn("%s: %s: %s", msg->id, e->queue->transport->service_path, problem);
@@ -162,11 +260,14 @@ static void qmgr_deliver_finish(QMGR_DELIVERY *d, const char *problem, int unava
     if (d->wev)
         event_free(d->wev);
     event_free(d->timer);
-    close(d->fd);
+    qmgr_deliveries--;
+    if (keep)
+        qmgr_idle_put(t, e->queue->nexthop, d->fd);
+    else
+        close(d->fd);
     vstr_free(d->out);
     vstr_free(d->in);
     myfree(d->answered);
-    qmgr_deliveries--;
     qmgr_sched_done(e, fb, d->fail_dsn, d->fail_why);
     myfree(d->fail_dsn);
     myfree(d->fail_why);
@@ -267,6 +368,32 @@ static int qmgr_deliver_decode(QMGR_DELIVERY *d, VSTR *problem)
     return rc < 0 ? -1 : d->eof_ok;
 }
 
+/* qmgr_deliver_connect - a non-blocking connection to the agent's socket */
+static int qmgr_deliver_connect(const char *path);
+
+/* qmgr_deliver_resend - a reused connection was closed before any answer:
+   send the request again on a new one; 0, or -1 when that fails too */
+static int qmgr_deliver_resend(QMGR_DELIVERY *d)
+{
+    int fd = qmgr_deliver_connect(d->entry->queue->transport->service_path);
+
+    if (fd < 0)
+        return -1;
+    event_free(d->rev);
+    if (d->wev)
+        event_free(d->wev);
+    close(d->fd);
+    d->fd = fd;
+    d->reused = 0;
+    d->out_done = 0;
+    d->rev = event_new(qmgr_base, fd, EV_READ | EV_PERSIST, qmgr_deliver_read_event, d);
+    d->wev = event_new(qmgr_base, fd, EV_WRITE | EV_PERSIST, qmgr_deliver_write_event, d);
+    event_add(d->rev, NULL);
+    event_add(d->wev, NULL);
+    qmgr_deliver_arm(d, QMGR_DLV_SENDING, qmgr_taking_time());
+    return 0;
+}
+
 /* qmgr_deliver_read_event - answers arrive */
 static void qmgr_deliver_read_event(evutil_socket_t fd, short what, void *ctx)
 {
@@ -280,6 +407,12 @@ static void qmgr_deliver_read_event(evutil_socket_t fd, short what, void *ctx)
     (void)what;
     n = read(fd, buf, sizeof(buf));
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        vstr_free(problem);
+        return;
+    }
+    /* A kept connection the agent had closed meanwhile: nothing was done. */
+    if (n <= 0 && d->reused && d->answered_count == 0 && vstr_len(d->in) == 0 &&
+        qmgr_deliver_resend(d) == 0) {
         vstr_free(problem);
         return;
     }
@@ -406,9 +539,11 @@ void qmgr_deliver_start(QMGR_ENTRY *e)
     QMGR_TRANSPORT *t = e->queue->transport;
     QMGR_DELIVERY *d;
     VSTR *why;
-    int fd;
+    int fd, reused = 0;
 
-    if ((fd = qmgr_deliver_connect(t->service_path)) < 0) {
+    if ((fd = qmgr_idle_take(t, e->queue->nexthop)) >= 0)
+        reused = 1;
+    else if ((fd = qmgr_deliver_connect(t->service_path)) < 0) {
         int saved = errno;
 
         qmgr_sched_requeue(e);
@@ -426,6 +561,7 @@ void qmgr_deliver_start(QMGR_ENTRY *e)
     d = mycalloc(1, sizeof(*d));
     d->entry = e;
     d->fd = fd;
+    d->reused = reused;
     d->out = vstr_alloc(1024);
     d->in = vstr_alloc(1024);
     d->answered = mycalloc(e->count, 1);

@@ -15,6 +15,11 @@
  * A crash between any two steps leaves the file in a queue qmgr scans, with
  * the results recorded so far; recipients without a recorded result are
  * delivered again (at-least-once), recipients recorded final never are.
+ * One exception saves an fdatasync per message: when the results make every
+ * recipient final and no notice is due, the next step is the removal, and
+ * the marks are not synced first (docs/queue-format.md, "Crash recovery"):
+ * a power loss that undoes the removal may undo them too, which repeats
+ * those deliveries and loses none.
  *
  * Retry times follow Postfix: after a failed round the next attempt comes
  * after the message's age, clamped between minimal_backoff_time and
@@ -232,10 +237,16 @@ static int qmgr_rcpt_final(const QFILE_RCPT *r)
 /* qmgr_message_remove_file - every recipient is final: the file goes */
 static void qmgr_message_remove_file(QFILE *qf)
 {
-    if (qfile_remove(qf) == 0 || errno == ENOENT)
+    if (qfile_remove(qf) == 0) {
         msg_info("%s: removed", qf->id);
-    else
+    } else if (errno == ENOENT) {
+        /* postsuper -d removed it already and logged so. */
+    } else {
         msg_warn("%s: %s", qf->id, qfile_why(qf));
+        /* The file stays: its results must be durable after all. */
+        if (qfile_sync(qf) != 0)
+            msg_warn("%s: %s", qf->id, qfile_why(qf));
+    }
 }
 
 /* qmgr_rcpt_failed - deferred with a permanent status: failed, notice pending */
@@ -504,15 +515,27 @@ void qmgr_message_fail(QMGR_MESSAGE *msg, size_t index, int status, const char *
              msg->id, r->address, vstr_str(orig),
              qmgr_fmt_delay(total, sizeof(total), qmgr_tv_diff(&msg->qf->arrival, &now)),
              qmgr_fmt_delay(a, sizeof(a), qmgr_tv_diff(&msg->qf->arrival, &msg->active)),
-             qmgr_fmt_delay(b, sizeof(b), qmgr_tv_diff(&msg->active, &now)),
-             logged, status < 500 ? "deferred" : "bounced", reason);
+             qmgr_fmt_delay(b, sizeof(b), qmgr_tv_diff(&msg->active, &now)), logged,
+             status < 500 ? "deferred" : "bounced", reason);
     vstr_free(orig);
 }
 
-/* qmgr_message_sync - make the recorded results durable before acting on them */
+/* qmgr_message_complete - every recipient is final and no notice is due:
+   the next step is the removal of the file */
+static int qmgr_message_complete(const QMGR_MESSAGE *msg)
+{
+    return msg->note_count == 0 && !msg->notifying && msg->rcpt_waiting == 0 && !msg->io_error &&
+           qfile_pending(msg->qf) == 0;
+}
+
+/* qmgr_message_sync - make the recorded results durable before acting on
+   them. When the action is the removal of the file, the fdatasync is left
+   out: a crash before the removal is on disk brings the file back with
+   recipients not yet marked, which are delivered again (at-least-once,
+   as with any crash before a mark); after it, nothing is left to mark. */
 void qmgr_message_sync(QMGR_MESSAGE *msg)
 {
-    if (!msg->unsynced)
+    if (!msg->unsynced || qmgr_message_complete(msg))
         return;
     msg->unsynced = 0;
     if (qfile_sync(msg->qf) != 0) {
@@ -564,6 +587,14 @@ static void qmgr_message_defer_file(QMGR_MESSAGE *msg, time_t now)
     if (next <= now)
         next = now + qmgr_conf.min_backoff;
     if (strcmp(qf->queue, MAIL_QUEUE_DEFERRED) != 0 && qfile_move(qf, MAIL_QUEUE_DEFERRED) != 0) {
+        if (errno == ENOENT) {
+            /* postsuper took it (hold, delete, requeue): its results are
+               recorded in the file, and whoever moves it back decides
+               (docs/protocols.md section 5). Forget it quietly. */
+            if (msg_verbose)
+                msg_info("%s: moved away by the administrator", msg->id);
+            return;
+        }
         /* It stays where it is, with its results recorded; a later scan
            takes it in again. Not in this process's next scans, though:
            without this a failing move would be retried in a tight loop. */

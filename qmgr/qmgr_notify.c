@@ -138,8 +138,8 @@ static int qmgr_notify_encode(const QMGR_NOTIFY *job, const QMGR_NREQ *r, VSTR *
 
     if (attr_encode(out, NULL, 0, why, ATTR_STR(BOUNCE_ATTR_KIND, r->kind),
                     ATTR_STR(BOUNCE_ATTR_QUEUE_NAME, qf->queue),
-                    ATTR_STR(BOUNCE_ATTR_QUEUE_ID, qf->id),
-                    ATTR_UNUM(BOUNCE_ATTR_COUNT, r->count), ATTR_END) < 0)
+                    ATTR_STR(BOUNCE_ATTR_QUEUE_ID, qf->id), ATTR_UNUM(BOUNCE_ATTR_COUNT, r->count),
+                    ATTR_END) < 0)
         goto done;
     for (size_t i = 0; i < r->count; i++) {
         const QFILE_RCPT *q = qf->rcpt + r->index[i];

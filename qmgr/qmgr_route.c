@@ -404,7 +404,8 @@ int qmgr_route(const char *rcpt, VSTR *transport, VSTR *nexthop, VSTR *why)
         vstr_cpy(nexthop, var_str("relayhost"));
     if (vstr_len(nexthop) == 0)
         vstr_cpy(nexthop, len ? domain : var_str("myhostname"));
-    if (len > 0 && qmgr_tmap_count > 0 && qmgr_route_tmaps(rcpt, domain, transport, nexthop, why) < 0)
+    if (len > 0 && qmgr_tmap_count > 0 &&
+        qmgr_route_tmaps(rcpt, domain, transport, nexthop, why) < 0)
         return -1;
     if (vstr_len(transport) == 0) {
         vstr_sprintf(why, "empty transport name for %s", rcpt);

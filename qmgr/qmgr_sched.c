@@ -258,7 +258,8 @@ static QMGR_TRANSPORT *qmgr_transport_get(const char *name)
                             qmgr_conf.default_pos_fb, &t->pos_fb, &t->pos_per_conc);
     qmgr_transport_feedback(name, "destination_concurrency_negative_feedback",
                             qmgr_conf.default_neg_fb, &t->neg_fb, &t->neg_per_conc);
-    t->rate_delay = qmgr_transport_time(name, "destination_rate_delay", qmgr_conf.default_rate_delay);
+    t->rate_delay =
+        qmgr_transport_time(name, "destination_rate_delay", qmgr_conf.default_rate_delay);
     for (size_t i = 0; i < qmgr_conf.defer_transports->argc; i++)
         if (strcmp(qmgr_conf.defer_transports->argv[i], name) == 0)
             t->deferred = 1;
@@ -335,10 +336,13 @@ static QMGR_QUEUE *qmgr_queue_get(QMGR_TRANSPORT *t, const char *name, const cha
 }
 
 /* qmgr_queue_release - free a queue with nothing waiting and nothing busy;
-   a dead or resting queue stays until its timer, so that it remembers */
+   a dead, resting or lately failing queue stays until its timer, so that it
+   remembers (mail for a failing destination often trickles in one message
+   at a time: its failures must add up) */
 static void qmgr_queue_release(QMGR_QUEUE *q)
 {
-    if (q->busy > 0 || q->todo_count[0] > 0 || q->todo_count[1] > 0 || q->dead || q->resting)
+    if (q->busy > 0 || q->todo_count[0] > 0 || q->todo_count[1] > 0 || q->dead || q->resting ||
+        q->failing)
         return;
     for (int c = 0; c < QMGR_CLASS_COUNT; c++)
         if (!qmgr_ring_empty(&q->ready[c]))
@@ -375,6 +379,7 @@ static void qmgr_queue_timer(evutil_socket_t fd, short what, void *ctx)
     if (q->dead)
         qmgr_queue_revive(q);
     q->resting = 0;
+    q->failing = 0;
     qmgr_queue_update_ready(q);
     qmgr_queue_release(q);
     qmgr_kick();
@@ -617,6 +622,7 @@ static void qmgr_queue_feedback(QMGR_QUEUE *q, int fb, const char *dsn, const ch
     if (fb == QMGR_FB_OK) {
         /* Slow start: the window grows at the end of a run of 1/feedback. */
         q->fail_cohorts = 0;
+        q->failing = 0;
         q->failure = 0;
         amount = t->pos_per_conc ? t->pos_fb / q->window : t->pos_fb;
         q->success += amount;
@@ -633,6 +639,9 @@ static void qmgr_queue_feedback(QMGR_QUEUE *q, int fb, const char *dsn, const ch
         qmgr_queue_die(q, dsn, why);
         return;
     }
+    /* Remember for a while, even when no mail waits now. */
+    q->failing = 1;
+    qmgr_queue_arm(q, qmgr_conf.min_backoff);
     /* The window shrinks at the start of a run of 1/feedback, never below 1. */
     amount = t->neg_per_conc ? t->neg_fb / q->window : t->neg_fb;
     if (amount > 0) {
@@ -738,7 +747,7 @@ void qmgr_sched_flush(const char *site)
                 continue;
             evtimer_del(q->timer);
             qmgr_queue_revive(q);
-            q->resting = 0;
+            q->resting = q->failing = 0;
             qmgr_queue_update_ready(q);
             qmgr_queue_release(q);
         }

@@ -384,10 +384,11 @@ static int smtp_handle(ATTR_STREAM *s, const ATTR_MSG *m)
     }
     /* docs/protocols.md section 3: "dead" when no server of the destination
        could be reached or completed the handshake (qmgr's negative feedback). */
-    if (!req->out_failed &&
-        attr_print(s, 0, ATTR_UNUM("done", 1), ATTR_UNUM("count", req->count),
-                   ATTR_STR("dest_status", !req->judged ? "" : req->dead ? "dead" : "ok"),
-                   ATTR_END) < 0) {
+    if (!req->out_failed && attr_print(s, 0, ATTR_UNUM("done", 1), ATTR_UNUM("count", req->count),
+                                       ATTR_STR("dest_status", !req->judged ? ""
+                                                               : req->dead  ? "dead"
+                                                                            : "ok"),
+                                       ATTR_END) < 0) {
         msg_warn("%s: cannot send the summary to the queue manager: %s", req->queue_id,
                  attr_stream_why(s));
         req->out_failed = 1;

@@ -99,8 +99,7 @@ static void bm_field(VSTR *out, const char *name, const char *value, int allow8)
 }
 
 /* bm_typed - "Name: type; value" with value cleaned; type defaults to def */
-static void bm_typed(VSTR *out, const char *name, const char *type, const char *value,
-                     int allow8)
+static void bm_typed(VSTR *out, const char *name, const char *type, const char *value, int allow8)
 {
     VSTR *both = vstr_alloc(128);
 
@@ -130,11 +129,13 @@ const char *bounce_msg_subject(enum bounce_msg_kind kind, int postmaster)
 {
     switch (kind) {
     case BOUNCE_MSG_DELAY:
-        return postmaster ? "Postmaster Warning: Delayed Mail" : "Delayed Mail (still being retried)";
+        return postmaster ? "Postmaster Warning: Delayed Mail"
+                          : "Delayed Mail (still being retried)";
     case BOUNCE_MSG_SUCCESS: return "Successful Mail Delivery Report";
     case BOUNCE_MSG_FAILURE:
-    default: return postmaster ? "Postmaster Copy: Undelivered Mail"
-                               : "Undelivered Mail Returned to Sender";
+    default:
+        return postmaster ? "Postmaster Copy: Undelivered Mail"
+                          : "Undelivered Mail Returned to Sender";
     }
 }
 
@@ -197,10 +198,9 @@ static void bm_boilerplate(VSTR *out, const BOUNCE_MSG *m)
                       "be delivered to one or more recipients. It's attached below.\n\n");
         break;
     case BOUNCE_MSG_DELAY:
-        vstr_cat(out,
-                 "####################################################################\n"
-                 "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
-                 "####################################################################\n\n");
+        vstr_cat(out, "####################################################################\n"
+                      "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\n"
+                      "####################################################################\n\n");
         vstr_cat(out, "Your message could not be delivered for more than ");
         bm_span(out, m->delay_warning_time, "hour");
         vstr_cat(out, ".\nIt will be retried until it is ");
@@ -326,9 +326,9 @@ void bounce_msg_build(const BOUNCE_MSG *m, VSTR *out)
     vstr_sprintf_append(out,
                         "Content-Type: multipart/report; report-type=%s;\n"
                         "\tboundary=\"%s\"\n",
-                        m->utf8 ? "global-delivery-status" : "delivery-status",
-                        vstr_str(boundary));
-    vstr_sprintf_append(out, "Content-Transfer-Encoding: %s\n\n", eight || m->utf8 ? "8bit" : "7bit");
+                        m->utf8 ? "global-delivery-status" : "delivery-status", vstr_str(boundary));
+    vstr_sprintf_append(out, "Content-Transfer-Encoding: %s\n\n",
+                        eight || m->utf8 ? "8bit" : "7bit");
     vstr_cat(out, "This is a MIME-encapsulated message.\n\n");
 
     /* Part 1: for people. */
@@ -363,8 +363,8 @@ void bounce_msg_build(const BOUNCE_MSG *m, VSTR *out)
                            : m->kind == BOUNCE_MSG_DELAY ? "Delayed Message"
                                                          : "Undelivered Message";
 
-        vstr_sprintf_append(out, "--%s\nContent-Description: %s%s\nContent-Type: %s\n", vstr_str(boundary),
-                            what, full ? "" : " Headers",
+        vstr_sprintf_append(out, "--%s\nContent-Description: %s%s\nContent-Type: %s\n",
+                            vstr_str(boundary), what, full ? "" : " Headers",
                             full ? (m->utf8 ? "message/global" : "message/rfc822")
                                  : (m->utf8 ? "message/global-headers" : "text/rfc822-headers"));
         if (eight)

@@ -57,7 +57,7 @@ typedef struct BOUNCE_MSG_RCPT {
     const char *relay;   /* "host[addr]:port" for "delivery via" (success) */
     const char *mtype;   /* Remote-MTA: mtype; mname */
     const char *mname;
-    const char *dtype;   /* Diagnostic-Code: dtype; dtext (else X-Postern; reason) */
+    const char *dtype; /* Diagnostic-Code: dtype; dtext (else X-Postern; reason) */
     const char *dtext;
 } BOUNCE_MSG_RCPT;
 

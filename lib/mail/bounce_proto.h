@@ -53,10 +53,10 @@
 #define BOUNCE_ATTR_REPLY_ID "queue_id"
 
 /* Limits of the protocol. */
-#define BOUNCE_RCPT_MAX 1000   /* recipients in one request (one notice) */
-#define BOUNCE_TEXT_MAX 4096   /* bytes of a reason or diagnostic text */
-#define BOUNCE_NAME_MAX 1024   /* bytes of a relay, type or MTA name */
-#define BOUNCE_STATUS_MAX 32   /* bytes of a DSN status */
-#define BOUNCE_ACTION_MAX 16   /* bytes of an action */
+#define BOUNCE_RCPT_MAX 1000 /* recipients in one request (one notice) */
+#define BOUNCE_TEXT_MAX 4096 /* bytes of a reason or diagnostic text */
+#define BOUNCE_NAME_MAX 1024 /* bytes of a relay, type or MTA name */
+#define BOUNCE_STATUS_MAX 32 /* bytes of a DSN status */
+#define BOUNCE_ACTION_MAX 16 /* bytes of an action */
 
 #endif

@@ -445,8 +445,6 @@ def test_delete_while_being_delivered(live):
     live.inst.wait_for_log(rf"qmgr\[\d+\]: {other}: removed", since=mark)
 
 
-@pytest.mark.xfail(reason="qmgr skips a message whose move found the file gone "
-                   "(docs/protocols.md section 5 asks it to forget it quietly)", strict=False)
 def test_hold_while_being_delivered_then_release(live):
     """The attempt in flight fails; qmgr finds the file gone from its queue
     (it is on hold now) and must not hold that against it when the

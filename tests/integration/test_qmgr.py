@@ -272,9 +272,18 @@ class FakeAgent:
             conn.close()
 
     def handle(self, conn):
-        msg = conn.recv()
-        if msg is None:
-            return
+        # Requests one after another on the connection, as the real agents
+        # serve them (qmgr keeps a connection for the next delivery).
+        while True:
+            try:
+                msg = conn.recv(timeout=60)
+            except OSError:
+                return
+            if msg is None or not self.handle_one(conn, msg):
+                return
+
+    def handle_one(self, conn, msg):
+        """One request; False when the connection must end."""
         req = {n: v for n, _, v in msg if n not in
                ("rcpt_index", "rcpt", "orcpt", "dsn_orcpt", "notify")}
         req["rcpts"] = msg_groups(msg, "rcpt_index")
@@ -308,10 +317,10 @@ class FakeAgent:
                 verdict = self.policy(req, r)
                 if verdict == "close":
                     done()
-                    return
+                    return False
                 if verdict == "hang":
                     self.stopping.wait(120)
-                    return
+                    return False
                 status, dsn, reason = verdict
                 req["answers"][r["rcpt_index"]] = status
                 conn.send([("rcpt_index", r["rcpt_index"]), ("status", status), ("dsn", dsn),
@@ -325,13 +334,9 @@ class FakeAgent:
             if dest:
                 summary.append(("dest_status", dest))
             conn.send(summary)
-            # Wait for qmgr to close, as a real agent's process would.
-            try:
-                conn.recv(timeout=10)
-            except OSError:
-                pass
+            return True
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            return False
         finally:
             done()
 

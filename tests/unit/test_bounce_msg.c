@@ -307,8 +307,8 @@ static void test_header_len(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_golden_failure),   cmocka_unit_test(test_full_and_8bit),
-        cmocka_unit_test(test_hostile_values),   cmocka_unit_test(test_delay_and_success),
+        cmocka_unit_test(test_golden_failure),      cmocka_unit_test(test_full_and_8bit),
+        cmocka_unit_test(test_hostile_values),      cmocka_unit_test(test_delay_and_success),
         cmocka_unit_test(test_postmaster_and_utf8), cmocka_unit_test(test_header_len),
     };
 

@@ -268,9 +268,9 @@ static void test_htable(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_local_domains), cmocka_unit_test(test_not_local),
-        cmocka_unit_test(test_relay_domains), cmocka_unit_test(test_relayhost_and_nexthop),
-        cmocka_unit_test(test_malformed),     cmocka_unit_test(test_lookup_failure),
+        cmocka_unit_test(test_local_domains),  cmocka_unit_test(test_not_local),
+        cmocka_unit_test(test_relay_domains),  cmocka_unit_test(test_relayhost_and_nexthop),
+        cmocka_unit_test(test_malformed),      cmocka_unit_test(test_lookup_failure),
         cmocka_unit_test(test_transport_maps), cmocka_unit_test(test_htable),
     };
 
