@@ -7,7 +7,8 @@
 
 PKGS="gcc make pkg-config libssl-dev libdb5.3-dev db5.3-util libcap-dev libpcre2-dev
 libclamav-dev libevent-dev libunbound-dev libcmocka-dev python3 python3-pytest
-swaks python3-aiosmtpd python3-dnslib procps openssl s-nail mailutils"
+swaks python3-aiosmtpd python3-dnslib procps openssl s-nail mailutils
+msmtp dovecot-core fail2ban testssl.sh"
 
 # DEPS_EXTRA names further packages (used by the tests of this script).
 missing=""

@@ -151,6 +151,11 @@ typedef struct SMTPD_CONFIG {
     ARGV *access_specs; /* check_*_access tables named in those lists */
     DICT **access_maps; /* opened at start-up, parallel to access_specs */
 
+    /* TLS (smtpd_tls.c), AUTH (smtpd_sasl.c), anvil (smtpd_anvil.c) */
+    struct SMTPD_TLS_CONFIG *tls;     /* NULL: no certificate, no STARTTLS */
+    struct SMTPD_SASL_CONFIG *sasl;   /* NULL: smtpd_sasl_auth_enable = no */
+    struct SMTPD_ANVIL_CONFIG *anvil; /* NULL: no anvil service in use */
+
     /* scratch, valid during one handler call */
     SMTP_ADDR *addr;
     SMTP_PARAMS *params;
@@ -185,6 +190,8 @@ enum smtpd_state {
 #define SMTPD_BLOCK_OUTPUT (1 << 2)  /* the client does not read our replies */
 #define SMTPD_BLOCK_SLEEP (1 << 3)   /* error delay (smtpd_error_sleep_time) */
 #define SMTPD_BLOCK_DNS (1 << 4)     /* client name verification before the greeting */
+#define SMTPD_BLOCK_AUTH (1 << 5)    /* waiting for the authentication backend */
+#define SMTPD_BLOCK_TLS (1 << 6)     /* TLS handshake in progress */
 
 /* Per-command counters for the "disconnect from" summary (Postfix order). */
 enum smtpd_stat {
@@ -294,6 +301,14 @@ typedef struct SMTPD_SESSION {
     int stat_total[SMTPD_STAT_COUNT];
     int stat_ok[SMTPD_STAT_COUNT];
 
+    /* TLS (smtpd_tls.c): NULL while the session is in plaintext */
+    struct SMTPD_TLS_SESSION *tls;
+    /* AUTH (smtpd_sasl.c) */
+    struct SMTPD_SASL_SESSION *sasl; /* an AUTH exchange in progress, or NULL */
+    char *sasl_username;             /* NULL: not authenticated */
+    char *sasl_method;               /* the mechanism that succeeded */
+    long auth_failures;              /* failed AUTH commands in this session */
+
     SMTPD_TXN txn;
     struct event *session_timer; /* smtpd_session_time_limit */
     struct event *sleep_timer;   /* error delay */
@@ -318,6 +333,7 @@ const char *smtpd_printable(const char *in, size_t len, VSTR *out);
 
 /* smtpd_proto.c */
 void smtpd_proto_greet(SMTPD_SESSION *s);
+const char *smtpd_protocol_name(const SMTPD_SESSION *s);
 int smtpd_proto_command(SMTPD_SESSION *s, const char *line, size_t len);
 void smtpd_proto_line_error(SMTPD_SESSION *s, int flags);
 void smtpd_txn_reset(SMTPD_SESSION *s);

@@ -53,7 +53,7 @@ static void smtpd_data_received(SMTPD_SESSION *s)
                  s->peer.name, s->peer.family == AF_INET6 ? "IPv6:" : "", s->peer.addr);
     /* With several recipients the date follows the id (no "for" clause). */
     vstr_sprintf_append(hdr, "\tby %s (%s) with %s id %s%s\n", s->cfg->myhostname,
-                        s->cfg->mail_name, s->protocol ? s->protocol : SMTPD_PROTO_SMTP,
+                        s->cfg->mail_name, smtpd_protocol_name(s),
                         txn->queue_id, txn->rcpt_count == 1 ? "" : ";");
     if (txn->rcpt_count == 1 && txn->first_rcpt) {
         smtp_addr_external(rcpt, txn->first_rcpt, strlen(txn->first_rcpt));

@@ -130,6 +130,16 @@ static const char *const smtpd_state_names[SMTPD_ST_COUNT] = {
     [SMTPD_ST_CLOSING] = "CLOSING",
 };
 
+/* smtpd_protocol_name - the RFC 3848 keyword: SMTP, ESMTP, ESMTPS, ESMTPA, ESMTPSA */
+const char *smtpd_protocol_name(const SMTPD_SESSION *s)
+{
+    static const char *const esmtp[2][2] = {{"ESMTP", "ESMTPA"}, {"ESMTPS", "ESMTPSA"}};
+
+    if (s->protocol == NULL || strcmp(s->protocol, SMTPD_PROTO_SMTP) == 0)
+        return SMTPD_PROTO_SMTP;
+    return esmtp[s->tls != NULL][s->sasl_username != NULL];
+}
+
 /* smtpd_state_name - for debug logging */
 const char *smtpd_state_name(enum smtpd_state st)
 {
@@ -309,7 +319,7 @@ static void smtpd_txn_opened(SMTPD_SESSION *s, const SMTP_REPLY *r)
     smtpd_cleanup_attr(c, "client_port", s->peer.port);
     if (s->helo_name)
         smtpd_cleanup_attr(c, "helo_name", s->helo_name);
-    smtpd_cleanup_attr(c, "protocol_name", s->protocol ? s->protocol : SMTPD_PROTO_SMTP);
+    smtpd_cleanup_attr(c, "protocol_name", smtpd_protocol_name(s));
     smtpd_cleanup_sender(c, txn);
     if (pending == SMTP_CMD_RCPT) {
         smtpd_rcpt_commit(s, txn->pending_rcpt, txn->pending_orcpt, txn->pending_notify);
