@@ -26,6 +26,7 @@
 #include "mail/dict.h"
 #include "mail/mail_conf.h"
 #include "smtp.h"
+#include "tls/tls_params.h"
 #include "util/argv.h"
 #include "util/msg.h"
 #include "util/mymalloc.h"
@@ -60,47 +61,19 @@ const char *smtp_tls_level_name(enum smtp_tls_level level)
     return names[level];
 }
 
-/* smtp_tls_protocols - the allowed range from a Postfix protocol list,
-   limited to TLS 1.2 and 1.3; 0, or -1 when nothing is left */
-static int smtp_tls_protocols(const char *spec, int *min, int *max)
+/* smtp_tls_protocols - the allowed range from a Postfix protocol list
+   (lib/tls), limited to TLS 1.2 and 1.3; 0, or -1 with why */
+static int smtp_tls_protocols(const char *spec, TLS_PROTO_RANGE *range, VSTR *why)
 {
-    /* index 0: TLSv1.2, 1: TLSv1.3 */
-    int allow[2] = {1, 1};
-    ARGV *list = argv_split(spec, ", :\t");
-
-    for (size_t i = 0; i < list->argc; i++) {
-        const char *p = list->argv[i];
-        int neg = 0, ge = 0, le = 0, which;
-
-        if (*p == '!')
-            neg = 1, p++;
-        else if (strncmp(p, ">=", 2) == 0)
-            ge = 1, p += 2;
-        else if (strncmp(p, "<=", 2) == 0)
-            le = 1, p += 2;
-        if (strcasecmp(p, "TLSv1.3") == 0)
-            which = 1;
-        else if (strcasecmp(p, "TLSv1.2") == 0)
-            which = 0;
-        else if (strcasecmp(p, "TLSv1") == 0 || strcasecmp(p, "TLSv1.1") == 0 ||
-                 strcasecmp(p, "SSLv3") == 0 || strcasecmp(p, "SSLv2") == 0)
-            which = -1; /* older than anything we speak */
-        else
-            continue;
-        if (neg && which >= 0)
-            allow[which] = 0;
-        else if (ge && which == 1)
-            allow[0] = 0;
-        else if (le && which == -1)
-            allow[0] = allow[1] = 0;
-        else if (le && which == 0)
-            allow[1] = 0;
-    }
-    argv_free(list);
-    if (!allow[0] && !allow[1])
+    if (tls_proto_parse(spec, range, why) < 0)
         return -1;
-    *min = allow[0] ? TLS1_2_VERSION : TLS1_3_VERSION;
-    *max = allow[1] ? TLS1_3_VERSION : TLS1_2_VERSION;
+    /* This client never speaks anything older than TLS 1.2. */
+    if (range->max < TLS1_2_VERSION) {
+        vstr_sprintf(why, "no protocol from TLSv1.2 up in \"%s\"", spec);
+        return -1;
+    }
+    if (range->min < TLS1_2_VERSION)
+        range->min = TLS1_2_VERSION;
     return 0;
 }
 
@@ -256,7 +229,8 @@ int smtp_tls_start(SMTP_REQ *req, SMTP_SESSION *sess, char *dsn, size_t dsn_size
     const char *sni = smtp_conf.tls_servername;
     X509 *cert = NULL;
     SSL *ssl;
-    int min, max, io, trusted = 0, matched = 0, bits, alg_bits;
+    TLS_PROTO_RANGE range;
+    int io, trusted = 0, matched = 0, bits, alg_bits;
     const char *trust;
 
     snprintf(dsn, dsn_size, "4.7.5");
@@ -264,13 +238,17 @@ int smtp_tls_start(SMTP_REQ *req, SMTP_SESSION *sess, char *dsn, size_t dsn_size
         vstr_sprintf(why, "Cannot start TLS: no TLS context");
         return -1;
     }
-    if (smtp_tls_protocols(protos, &min, &max) < 0) {
+    if (smtp_tls_protocols(protos, &range, why) < 0) {
         SSL_free(ssl);
+        msg_warn("%s: %s", level >= SMTP_TLS_ENCRYPT ? "smtp_tls_mandatory_protocols"
+                                                     : "smtp_tls_protocols",
+                 vstr_str(why));
         vstr_sprintf(why, "Cannot start TLS: no usable protocol in \"%s\"", protos);
         return -1;
     }
-    SSL_set_min_proto_version(ssl, min);
-    SSL_set_max_proto_version(ssl, max);
+    SSL_set_min_proto_version(ssl, range.min);
+    SSL_set_max_proto_version(ssl, range.max);
+    SSL_set_options(ssl, range.no_opts);
     if (SSL_set_cipher_list(ssl, smtp_tls_cipherlist(grade)) != 1)
         ERR_clear_error(); /* keep OpenSSL's defaults */
     /* SNI (RFC 6066): smtp_tls_servername = hostname, nexthop, or a name. */
