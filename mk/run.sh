@@ -61,6 +61,7 @@ showq          unix  n       -      n      -      -       showq
 local          unix  -       n      n      -      -       local
 bounce         unix  -       -      n      -      0       bounce
 smtp           unix  -       -      n      -      -       smtp
+anvil          unix  -       -      n      -      1       anvil
 CF
 fi
 if [ ! -f "$etc/aliases" ]; then

@@ -41,6 +41,9 @@
 #include "util/strutil.h"
 
 #include "smtpd.h"
+#include "smtpd_sasl.h"
+#include "smtpd_anvil.h"
+#include "smtpd_tls.h"
 
 #define SMTPD_FD_RESERVE 64      /* descriptors kept for logs, tables, listeners */
 #define SMTPD_FD_PER_SESSION 2   /* the client and, during a transaction, cleanup */
@@ -221,10 +224,20 @@ static int smtpd_error_delay(SMTPD_SESSION *s)
     return 1;
 }
 
+/* smtpd_line_max - the longest line taken now: AUTH lines may be longer */
+static size_t smtpd_line_max(SMTPD_SESSION *s, struct evbuffer *in)
+{
+    size_t peek = evbuffer_get_length(in) < 5 ? evbuffer_get_length(in) : 5;
+    size_t sasl = smtpd_sasl_line_limit(s, (const char *)evbuffer_pullup(in, (ssize_t)peek), peek);
+
+    return sasl > SMTPD_PATH_LINE_MAX ? sasl : SMTPD_PATH_LINE_MAX;
+}
+
 /* smtpd_command_line - take one command line if a whole one is buffered; 0 when none */
 static int smtpd_command_line(SMTPD_SESSION *s, struct evbuffer *in)
 {
     size_t len = evbuffer_get_length(in);
+    size_t max;
     ssize_t eol;
 
     if (len == 0)
@@ -240,8 +253,9 @@ static int smtpd_command_line(SMTPD_SESSION *s, struct evbuffer *in)
         smtpd_proto_line_error(s, SMTP_CMD_LINE_TOO_LONG);
         return 1;
     }
-    if ((eol = smtpd_find_eol(in, SMTPD_PATH_LINE_MAX)) < 0) {
-        if (len <= SMTPD_PATH_LINE_MAX)
+    max = smtpd_line_max(s, in);
+    if ((eol = smtpd_find_eol(in, max)) < 0) {
+        if (len <= max)
             return 0;
         /* Too long: drop it through its end (never treat its tail as a
            command of its own), keep what follows it. */
@@ -352,6 +366,8 @@ static void smtpd_session_free(SMTPD_SESSION *s)
     if (s->logged_connect)
         smtpd_log_disconnect(s);
     smtpd_txn_reset(s);
+    smtpd_sasl_reset(s);
+    smtpd_tls_free(s);
     if (s->client)
         bufferevent_free(s->client);
     if (s->session_timer)
@@ -359,7 +375,7 @@ static void smtpd_session_free(SMTPD_SESSION *s)
     if (s->sleep_timer)
         event_free(s->sleep_timer);
     smtpd_peer_resolve_cancel(&s->peer);
-    smtpd_peer_count_del(&s->peer);
+    smtpd_anvil_disconnect(s);
     myfree(s->helo_name);
     myfree(s);
     /* Last: with no session left in a draining process this exits. */
@@ -423,6 +439,8 @@ static void smtpd_write_cb(struct bufferevent *bev, void *ctx)
     smtpd_enter(s);
     if (s->state == SMTPD_ST_CLOSING)
         s->dead = 1;
+    else if (s->block & SMTPD_BLOCK_TLS)
+        smtpd_tls_flushed(s); /* "220 Ready to start TLS" is out: handshake */
     else if (s->block & SMTPD_BLOCK_OUTPUT)
         smtpd_unblock(s, SMTPD_BLOCK_OUTPUT);
     smtpd_leave(s);
@@ -479,31 +497,22 @@ static void smtpd_sleep_cb(evutil_socket_t fd, short what, void *ctx)
     smtpd_leave(s);
 }
 
-/* smtpd_concurrency_ok - smtpd_client_connection_count_limit within this process */
-static int smtpd_concurrency_ok(SMTPD_SESSION *s)
+/* smtpd_session_greet - apply the limits, greet (after the handshake in wrapper mode) */
+void smtpd_session_greet(SMTPD_SESSION *s)
 {
-    long count;
-
-    if (s->peer.limit_exempt || s->cfg->conn_count_limit <= 0)
-        return 1;
-    count = smtpd_peer_count_add(&s->peer);
-    if (count <= s->cfg->conn_count_limit)
-        return 1;
-    msg_warn("Connection concurrency limit exceeded: %ld from %s for service %s", count,
-             s->peer.namaddr, s->cfg->service);
-    smtpd_reply(s, 421, "4.7.0", "%s Error: too many connections from %s", s->cfg->myhostname,
-                s->peer.addr);
-    smtpd_close_after_reply(s);
-    return 0;
+    if (smtpd_anvil_connect(s) == 0)
+        smtpd_proto_greet(s);
 }
 
-/* smtpd_session_ready - the client is known: log it, apply the limit, greet */
+/* smtpd_session_ready - the client is known: log it, then TLS (port 465) or greet */
 static void smtpd_session_ready(SMTPD_SESSION *s)
 {
     msg_info("connect from %s", s->peer.namaddr);
     s->logged_connect = 1;
-    if (smtpd_concurrency_ok(s))
-        smtpd_proto_greet(s);
+    if (smtpd_tls_wrappermode(s->cfg))
+        smtpd_tls_wrapper_start(s);
+    else
+        smtpd_session_greet(s);
 }
 
 /* smtpd_peer_ready_cb - the client's name is verified (or not): go on */
@@ -518,12 +527,23 @@ static void smtpd_peer_ready_cb(void *context)
     smtpd_leave(s);
 }
 
+/* smtpd_client_attach - bev becomes the session's client connection: callbacks, bounds, timeouts */
+void smtpd_client_attach(SMTPD_SESSION *s, struct bufferevent *bev)
+{
+    struct timeval io = {.tv_sec = s->cfg->timeout};
+
+    s->client = bev;
+    bufferevent_setcb(bev, smtpd_read_cb, smtpd_write_cb, smtpd_event_cb, s);
+    bufferevent_setwatermark(bev, EV_READ, 0, SMTPD_IN_HIGH);
+    bufferevent_set_timeouts(bev, &io, &io);
+}
+
 /* smtpd_service - a new client: MAIL_SERVER_SPEC.multi_service */
 static void smtpd_service(const MAIL_SERVER_ARGS *args, int fd)
 {
     SMTPD_CONFIG *cfg = args->context;
     SMTPD_SESSION *s = mycalloc(1, sizeof(*s));
-    struct timeval io = {.tv_sec = cfg->timeout};
+    struct bufferevent *bev;
     struct timeval life = {.tv_sec = cfg->session_time_limit};
 
     s->cfg = cfg;
@@ -544,12 +564,9 @@ static void smtpd_service(const MAIL_SERVER_ARGS *args, int fd)
     int one = 1;
 
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    s->client = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (s->client == NULL)
+    if ((bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL)
         msg_fatal("bufferevent_socket_new failed");
-    bufferevent_setcb(s->client, smtpd_read_cb, smtpd_write_cb, smtpd_event_cb, s);
-    bufferevent_setwatermark(s->client, EV_READ, 0, SMTPD_IN_HIGH);
-    bufferevent_set_timeouts(s->client, &io, &io);
+    smtpd_client_attach(s, bev);
     s->session_timer = evtimer_new(s->base, smtpd_session_timer_cb, s);
     evtimer_add(s->session_timer, &life);
 
@@ -760,7 +777,11 @@ static void smtpd_config_init(SMTPD_CONFIG *cfg, const MAIL_SERVER_ARGS *args)
 static void smtpd_pre_init(const MAIL_SERVER_ARGS *args)
 {
     smtpd_config_init(args->context, args);
+    smtpd_sasl_init(args->context, args->base);
+    /* Private keys are often readable by root only. */
+    smtpd_tls_init(args->context);
     smtpd_peer_dns_init(args->context, args->base);
+    smtpd_anvil_init(args->context);
 }
 
 /* smtpd_max_sessions - sessions one process can hold with its descriptors */

@@ -13,6 +13,10 @@
  *                    local recipient validation
  *   smtpd_cleanup.c  the non-blocking client of the cleanup service
  *   smtpd_peer.c     the client's address and name; connection counts
+ *   smtpd_anvil.c    per-client connection, rate and AUTH failure limits,
+ *                    counted across processes by the anvil service
+ *   smtpd_sasl.c     SMTP AUTH (RFC 4954) on lib/sasl: the AUTH command and
+ *                    exchange, MAIL AUTH=, what an authenticated session logs
  *
  * One process serves many sessions on one libevent loop. Nothing in a
  * session ever blocks: while a session waits (for cleanup's reply, for
@@ -148,8 +152,9 @@ typedef struct SMTPD_CONFIG {
     ARGV *sender_restrictions;
     ARGV *relay_restrictions;
     ARGV *recipient_restrictions;
-    ARGV *access_specs; /* check_*_access tables named in those lists */
-    DICT **access_maps; /* opened at start-up, parallel to access_specs */
+    ARGV *access_specs;       /* check_*_access tables named in those lists */
+    DICT **access_maps;       /* opened at start-up, parallel to access_specs */
+    DICT **sender_login_maps; /* smtpd_sender_login_maps; NULL when empty */
 
     /* TLS (smtpd_tls.c), AUTH (smtpd_sasl.c), anvil (smtpd_anvil.c) */
     struct SMTPD_TLS_CONFIG *tls;     /* NULL: no certificate, no STARTTLS */
@@ -237,6 +242,7 @@ typedef struct SMTPD_PEER {
     int limit_exempt; /* smtpd_client_event_limit_exceptions */
     int bare_exempt;  /* smtpd_forbid_bare_newline_exclusions */
     int counted;      /* holds a slot in the connection count table */
+    int anvil;        /* counted by the anvil service (smtpd_anvil.c) */
     /* Name verification in progress (smtpd_peername_lookup). */
     int dns_id;    /* the pending query */
     int dns_stage; /* 0 none, 1 PTR, 2 forward lookup */
@@ -271,6 +277,7 @@ typedef struct SMTPD_TXN {
     int bdat_last;                /* the current chunk is LAST */
     SMTP_DATA *data;              /* content state machine while DATA/BDAT runs */
     int failed;                   /* cleanup failed mid-transaction: answer 451 at the end */
+    char *sasl_sender;            /* MAIL AUTH= of an authenticated client (RFC 4954 5), or NULL */
 } SMTPD_TXN;
 
 typedef struct SMTPD_SESSION {
@@ -314,12 +321,19 @@ typedef struct SMTPD_SESSION {
     struct event *sleep_timer;   /* error delay */
 } SMTPD_SESSION;
 
+/* Command handler results (smtpd_proto.c and the handlers of other modules). */
+#define SMTPD_OK 0       /* the command succeeded */
+#define SMTPD_ERROR (-1) /* the command failed: an error for the limits */
+#define SMTPD_PENDING 1  /* the reply comes later (cleanup, content, a backend) */
+
 /* smtpd.c */
 void smtpd_reply(SMTPD_SESSION *s, int code, const char *dsn, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 void smtpd_reply_raw(SMTPD_SESSION *s, const char *text, size_t len);
 void smtpd_reply_smtp(SMTPD_SESSION *s, const SMTP_REPLY *r, const char *suffix);
 void smtpd_close_after_reply(SMTPD_SESSION *s);
+void smtpd_client_attach(SMTPD_SESSION *s, struct bufferevent *bev);
+void smtpd_session_greet(SMTPD_SESSION *s);
 void smtpd_resume(SMTPD_SESSION *s);
 void smtpd_enter(SMTPD_SESSION *s);
 void smtpd_leave(SMTPD_SESSION *s);

@@ -22,6 +22,8 @@
  *   reject_unlisted_recipient reject_unauth_pipelining
  *   reject_non_fqdn_recipient reject_non_fqdn_sender reject_non_fqdn_helo_hostname
  *   reject_invalid_helo_hostname
+ *   reject_sender_login_mismatch, reject_authenticated_sender_login_mismatch,
+ *   reject_unauthenticated_sender_login_mismatch, reject_known_sender_login_mismatch
  *   check_client_access, check_helo_access, check_sender_access,
  *   check_recipient_access TYPE:TABLE (access(5) results: OK, REJECT [text],
  *   DEFER [text], DUNNO, "NNN [x.y.z] text", or one restriction name)
@@ -33,8 +35,23 @@
  * later rewrite could act on, so with allow_untrusted_routing = no they are
  * never "ours" (Postfix's RESOLVE_FLAG_ROUTED rule). A source route
  * (<@relay:user@local>) was already dropped by the address parser, so it is
- * never followed. Everything else needs permit_mynetworks (or, later, an
- * authenticated client).
+ * never followed. Everything else needs permit_mynetworks or an
+ * authenticated client (permit_sasl_authenticated; not ANONYMOUS).
+ *
+ * Sender ownership (smtpd_sender_login_maps). The table gives, for a sender
+ * address, the login names that may use it (separated by commas or
+ * blanks), looked up in Postfix's mail_addr_find order: user+ext@domain,
+ * user@domain, user+ext and user (local domains only), @domain. As in
+ * Postfix the restrictions act on non-null senders only:
+ *   reject_authenticated_sender_login_mismatch: an authenticated client
+ *     must be an owner ("553 5.7.1 <addr>: Sender address rejected: not
+ *     owned by user NAME"), also of an address the table does not list
+ *   reject_unauthenticated_sender_login_mismatch: a client that did not
+ *     authenticate may not use an address the table lists ("553 5.7.1
+ *     <addr>: Sender address rejected: not logged in")
+ *   reject_sender_login_mismatch: both
+ *   reject_known_sender_login_mismatch: as the first, but only for
+ *     addresses the table lists; and the second
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -43,10 +60,12 @@
 #include <strings.h>
 
 #include "mail/mail_addr_find.h"
+#include "mail/mail_conf.h"
 #include "util/msg.h"
 #include "util/mymalloc.h"
 
 #include "smtpd.h"
+#include "smtpd_sasl.h"
 
 #define SMTPD_CHECK_DEPTH 10 /* restriction names nested in access results */
 
@@ -170,6 +189,68 @@ static int smtpd_maps_find(SMTPD_SESSION *s, DICT **maps, const char *addr)
         }
     }
     return 0;
+}
+
+/* smtpd_login_owners - the owners smtpd_sender_login_maps lists for sender:
+   1 found (*owners set, owned by the table), 0 not listed, -1 lookup error */
+static int smtpd_login_owners(SMTPD_SESSION *s, const char *sender, const char **owners)
+{
+    for (DICT **dp = s->cfg->sender_login_maps; dp && *dp; dp++) {
+        if ((*owners = mail_addr_find(*dp, sender, s->cfg->delimiters, smtpd_is_local_cb, s,
+                                      NULL)) != NULL)
+            return 1;
+        if ((*dp)->error != DICT_ERR_NONE) {
+            msg_warn("%s:%s: lookup of %s failed", (*dp)->type, (*dp)->name, sender);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* smtpd_login_owned - is login among the owners (commas or blanks between names) */
+static int smtpd_login_owned(const char *owners, const char *login)
+{
+    size_t llen = strlen(login);
+
+    for (const char *cp = owners; *cp;) {
+        size_t n;
+
+        cp += strspn(cp, ", \t");
+        n = strcspn(cp, ", \t");
+        if (n == llen && n > 0 && strncasecmp(cp, login, n) == 0)
+            return 1;
+        cp += n;
+    }
+    return 0;
+}
+
+/* smtpd_login_mismatch - the four *_sender_login_mismatch restrictions */
+static enum smtpd_verdict smtpd_login_mismatch(SMTPD_CHECK *ck, const char *name)
+{
+    SMTPD_SESSION *s = ck->s;
+    const char *sender = s->txn.sender;
+    const char *login = s->sasl_username;
+    const char *owners = NULL;
+    int check_auth, check_unauth, allow_unlisted, found;
+
+    /* Postfix's rule: the null sender is never a mismatch. */
+    if (s->cfg->sender_login_maps == NULL || sender == NULL || *sender == 0)
+        return SMTPD_DUNNO;
+    check_auth = strcmp(name, "reject_unauthenticated_sender_login_mismatch") != 0;
+    check_unauth = strcmp(name, "reject_authenticated_sender_login_mismatch") != 0;
+    allow_unlisted = strcmp(name, "reject_known_sender_login_mismatch") == 0;
+    if ((login != NULL && !check_auth) || (login == NULL && !check_unauth))
+        return SMTPD_DUNNO;
+    if ((found = smtpd_login_owners(s, sender, &owners)) < 0)
+        return smtpd_reject(ck, 451, "4.3.0", "<%s>: Temporary lookup failure", sender);
+    if (login == NULL)
+        return found ? smtpd_reject(ck, 553, "5.7.1",
+                                    "<%s>: Sender address rejected: not logged in", sender)
+                     : SMTPD_DUNNO;
+    if ((!found && allow_unlisted) || (found && smtpd_login_owned(owners, login)))
+        return SMTPD_DUNNO;
+    return smtpd_reject(ck, 553, "5.7.1", "<%s>: Sender address rejected: not owned by user %s",
+                        sender, login);
 }
 
 /* smtpd_unlisted - reject_unlisted_recipient: unknown users of our domains */
@@ -336,7 +417,12 @@ static enum smtpd_verdict smtpd_restriction(SMTPD_CHECK *ck, const char *name, c
     if (strcmp(name, "permit_mynetworks") == 0)
         return s->peer.in_mynetworks ? SMTPD_PERMIT : SMTPD_DUNNO;
     if (strcmp(name, "permit_sasl_authenticated") == 0)
-        return SMTPD_DUNNO; /* no AUTH in this release: nobody is authenticated */
+        return smtpd_sasl_permitted(s) ? SMTPD_PERMIT : SMTPD_DUNNO;
+    if (strcmp(name, "reject_sender_login_mismatch") == 0 ||
+        strcmp(name, "reject_authenticated_sender_login_mismatch") == 0 ||
+        strcmp(name, "reject_unauthenticated_sender_login_mismatch") == 0 ||
+        strcmp(name, "reject_known_sender_login_mismatch") == 0)
+        return smtpd_login_mismatch(ck, name);
     if (strcmp(name, "permit_auth_destination") == 0 ||
         strcmp(name, "reject_unauth_destination") == 0 ||
         strcmp(name, "defer_unauth_destination") == 0) {
@@ -495,7 +581,19 @@ void smtpd_check_init(SMTPD_CONFIG *cfg)
                            cfg->sender_restrictions, cfg->relay_restrictions,
                            cfg->recipient_restrictions};
     VSTR *why = vstr_alloc(100);
+    ARGV *login_maps = var_list("smtpd_sender_login_maps");
 
+    /* Opened even without AUTH: reject_unauthenticated_sender_login_mismatch
+       is for the port-25 service, where nobody authenticates. */
+    cfg->sender_login_maps = NULL;
+    if (login_maps->argc > 0) {
+        cfg->sender_login_maps = mycalloc(login_maps->argc + 1, sizeof(DICT *));
+        for (size_t i = 0; i < login_maps->argc; i++)
+            if ((cfg->sender_login_maps[i] = dict_open(
+                     login_maps->argv[i], DICT_FLAG_FOLD_FIX | DICT_FLAG_SURROGATE, why)) == NULL)
+                msg_fatal("smtpd_sender_login_maps: %s", vstr_str(why));
+    }
+    argv_free(login_maps);
     cfg->access_specs = argv_alloc(4);
     for (size_t l = 0; l < sizeof(lists) / sizeof(lists[0]); l++) {
         for (size_t i = 0; lists[l] && i < lists[l]->argc; i++) {

@@ -26,6 +26,8 @@
 #include "util/mymalloc.h"
 
 #include "smtpd.h"
+#include "smtpd_sasl.h"
+#include "smtpd_tls.h"
 
 /* smtpd_data_line - SMTP_DATA_LINE_FN: one content line (piece) to cleanup */
 static void smtpd_data_line(void *context, const char *buf, size_t len, int flags)
@@ -51,6 +53,10 @@ static void smtpd_data_received(SMTPD_SESSION *s)
     mail_date(time(NULL), date);
     vstr_sprintf(hdr, "Received: from %s (%s [%s%s])\n", s->helo_name ? s->helo_name : s->peer.name,
                  s->peer.name, s->peer.family == AF_INET6 ? "IPv6:" : "", s->peer.addr);
+    /* Postfix's TLS comments: protocol, cipher, key exchange (RFC 5321 4.4 "TCP-info"). */
+    smtpd_tls_received(s, hdr);
+    /* smtpd_sasl_authenticated_header: who submitted it (off by default: privacy). */
+    smtpd_sasl_received(s, hdr);
     /* With several recipients the date follows the id (no "for" clause). */
     vstr_sprintf_append(hdr, "\tby %s (%s) with %s id %s%s\n", s->cfg->myhostname,
                         s->cfg->mail_name, smtpd_protocol_name(s),

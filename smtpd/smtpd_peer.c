@@ -15,11 +15,10 @@
  * reverse_client_name). Loopback clients (127.0.0.1, ::1) are "localhost"
  * without a lookup. Policy never depends on the name.
  *
- * Connection counts are per process. master runs several smtpd processes
- * when one is busy, and each counts only its own sessions, so the limit is
- * enforced exactly only while one process serves the address; Postfix
- * counts across processes with its anvil service, which Postern does not
- * have yet.
+ * Connection counts here are per process: master runs several smtpd
+ * processes when one is busy, and each counts only its own sessions. This
+ * count is used only when the anvil service is not configured; with it,
+ * smtpd_anvil.c counts across all processes of the service.
  */
 #include <arpa/inet.h>
 #include <errno.h>

@@ -54,16 +54,17 @@
 #include "util/mymalloc.h"
 
 #include "smtpd.h"
+#include "smtpd_sasl.h"
+#include "smtpd_tls.h"
+#include "smtpd_anvil.h"
 
-/* Handler results. */
-#define SMTPD_OK 0       /* the command succeeded */
-#define SMTPD_ERROR (-1) /* the command failed: an error for the limits */
-#define SMTPD_PENDING 1  /* the reply comes later (cleanup, content) */
+/* Handler results: SMTPD_OK, SMTPD_ERROR, SMTPD_PENDING (smtpd.h). */
 
 /* Command flags. */
 #define SMTPD_CMDF_LAST (1 << 0) /* RFC 2920: last command of a pipelined group */
 #define SMTPD_CMDF_JUNK (1 << 1) /* counts toward smtpd_junk_command_limit */
 #define SMTPD_CMDF_LONG (1 << 2) /* may exceed 512 octets (ESMTP parameters) */
+#define SMTPD_CMDF_PRE_TLS (1 << 3) /* allowed before STARTTLS at the encrypt level */
 
 #define ST(x) SMTPD_STATE_BIT(SMTPD_ST_##x)
 #define SMTPD_IDLE (ST(CONNECTED) | ST(GREETED))
@@ -92,29 +93,33 @@ static int smtpd_help(SMTPD_SESSION *s, const SMTP_CMD *cmd);
 static int smtpd_not_implemented(SMTPD_SESSION *s, const SMTP_CMD *cmd);
 
 /*
- * The one table of commands. STARTTLS and AUTH are recognised but not
- * offered yet; their handlers replace smtpd_not_implemented when TLS and
- * SASL arrive (they are LAST commands, and a STARTTLS handler must also
- * discard any input buffered before the handshake).
+ * The one table of commands. STARTTLS (smtpd_tls.c) and AUTH
+ * (smtpd_sasl.c) are LAST commands; STARTTLS also discards any input
+ * buffered before its handshake (CVE-2011-0411). PRE_TLS marks what a
+ * client may do before STARTTLS at smtpd_tls_security_level = encrypt.
  */
 static const SMTPD_CMD_INFO smtpd_cmd_table[] = {
     /* verb            stat                 handler          flags                  states */
-    {SMTP_CMD_HELO, SMTPD_STAT_HELO, smtpd_helo, SMTPD_CMDF_LAST | SMTPD_CMDF_JUNK, SMTPD_ANY},
-    {SMTP_CMD_EHLO, SMTPD_STAT_EHLO, smtpd_helo, SMTPD_CMDF_LAST | SMTPD_CMDF_JUNK, SMTPD_ANY},
+    {SMTP_CMD_HELO, SMTPD_STAT_HELO, smtpd_helo,
+     SMTPD_CMDF_LAST | SMTPD_CMDF_JUNK | SMTPD_CMDF_PRE_TLS, SMTPD_ANY},
+    {SMTP_CMD_EHLO, SMTPD_STAT_EHLO, smtpd_helo,
+     SMTPD_CMDF_LAST | SMTPD_CMDF_JUNK | SMTPD_CMDF_PRE_TLS, SMTPD_ANY},
     {SMTP_CMD_MAIL, SMTPD_STAT_MAIL, smtpd_mail, SMTPD_CMDF_LONG, SMTPD_IDLE},
     {SMTP_CMD_RCPT, SMTPD_STAT_RCPT, smtpd_rcpt, SMTPD_CMDF_LONG, ST(MAIL) | ST(RCPT)},
     {SMTP_CMD_DATA, SMTPD_STAT_DATA, smtpd_data, SMTPD_CMDF_LAST, ST(RCPT)},
     {SMTP_CMD_BDAT, SMTPD_STAT_BDAT, smtpd_bdat, 0, SMTPD_ANY},
-    {SMTP_CMD_RSET, SMTPD_STAT_RSET, smtpd_rset, SMTPD_CMDF_JUNK, SMTPD_ANY},
-    {SMTP_CMD_NOOP, SMTPD_STAT_NOOP, smtpd_noop, SMTPD_CMDF_LAST | SMTPD_CMDF_JUNK, SMTPD_ANY},
-    {SMTP_CMD_QUIT, SMTPD_STAT_QUIT, smtpd_quit, 0, SMTPD_ANY},
+    {SMTP_CMD_RSET, SMTPD_STAT_RSET, smtpd_rset, SMTPD_CMDF_JUNK | SMTPD_CMDF_PRE_TLS, SMTPD_ANY},
+    {SMTP_CMD_NOOP, SMTPD_STAT_NOOP, smtpd_noop,
+     SMTPD_CMDF_LAST | SMTPD_CMDF_JUNK | SMTPD_CMDF_PRE_TLS, SMTPD_ANY},
+    {SMTP_CMD_QUIT, SMTPD_STAT_QUIT, smtpd_quit, SMTPD_CMDF_PRE_TLS, SMTPD_ANY},
     {SMTP_CMD_VRFY, SMTPD_STAT_VRFY, smtpd_vrfy, SMTPD_CMDF_LAST | SMTPD_CMDF_JUNK,
      SMTPD_IDLE | ST(MAIL) | ST(RCPT)},
     {SMTP_CMD_EXPN, SMTPD_STAT_EXPN, smtpd_not_implemented, SMTPD_CMDF_LAST | SMTPD_CMDF_JUNK,
      SMTPD_ANY},
     {SMTP_CMD_HELP, SMTPD_STAT_HELP, smtpd_help, SMTPD_CMDF_JUNK, SMTPD_ANY},
-    {SMTP_CMD_STARTTLS, SMTPD_STAT_STARTTLS, smtpd_not_implemented, SMTPD_CMDF_LAST, SMTPD_ANY},
-    {SMTP_CMD_AUTH, SMTPD_STAT_AUTH, smtpd_not_implemented, SMTPD_CMDF_LAST, SMTPD_ANY},
+    {SMTP_CMD_STARTTLS, SMTPD_STAT_STARTTLS, smtpd_tls_starttls,
+     SMTPD_CMDF_LAST | SMTPD_CMDF_PRE_TLS, SMTPD_IDLE},
+    {SMTP_CMD_AUTH, SMTPD_STAT_AUTH, smtpd_sasl_auth, SMTPD_CMDF_LAST | SMTPD_CMDF_LONG, SMTPD_ANY},
     {SMTP_CMD_ETRN, SMTPD_STAT_ETRN, smtpd_not_implemented, SMTPD_CMDF_JUNK, SMTPD_ANY},
     {SMTP_CMD_XCLIENT, SMTPD_STAT_UNKNOWN, smtpd_not_implemented, 0, SMTPD_ANY},
     {SMTP_CMD_XFORWARD, SMTPD_STAT_UNKNOWN, smtpd_not_implemented, 0, SMTPD_ANY},
@@ -177,6 +182,7 @@ void smtpd_txn_reset(SMTPD_SESSION *s)
     myfree(txn->envid);
     myfree(txn->pending_rcpt);
     myfree(txn->pending_orcpt);
+    myfree(txn->sasl_sender);
     memset(txn, 0, sizeof(*txn));
     s->block &= ~(SMTPD_BLOCK_CLEANUP | SMTPD_BLOCK_DRAIN);
 }
@@ -236,6 +242,9 @@ static int smtpd_param_flags(const SMTPD_SESSION *s, int rcpt)
         flags |= SMTP_PARAM_FLAG_DSN;
     if (rcpt && s->txn.smtputf8)
         flags |= SMTP_PARAM_FLAG_UTF8_TXN;
+    /* As Postfix: AUTH= is understood whenever AUTH is enabled. */
+    if (s->cfg->sasl != NULL)
+        flags |= SMTP_PARAM_FLAG_AUTH;
     return flags;
 }
 
@@ -250,6 +259,10 @@ static int smtpd_ext_offered(const SMTPD_SESSION *s)
         ext |= SMTPD_EXT_VRFY;
     if (cfg->smtputf8_enable)
         ext |= SMTPD_EXT_SMTPUTF8;
+    if (cfg->sasl != NULL)
+        ext |= SMTPD_EXT_AUTH;
+    if (smtpd_tls_offer(s))
+        ext |= SMTPD_EXT_STARTTLS;
     return ext & ~cfg->ext_discard;
 }
 
@@ -312,7 +325,7 @@ static void smtpd_txn_opened(SMTPD_SESSION *s, const SMTP_REPLY *r)
         return;
     }
     snprintf(txn->queue_id, sizeof(txn->queue_id), "%s", smtpd_cleanup_queue_id(c));
-    msg_info("%s: client=%s", txn->queue_id, s->peer.namaddr);
+    smtpd_sasl_txn_open(s); /* "ID: client=..." with the SASL details */
     smtpd_cleanup_attr(c, "client_name", s->peer.name);
     smtpd_cleanup_attr(c, "reverse_client_name", s->peer.rname);
     smtpd_cleanup_attr(c, "client_address", s->peer.addr);
@@ -459,6 +472,10 @@ static int smtpd_helo(SMTPD_SESSION *s, const SMTP_CMD *cmd)
     }
     if (s->ext & SMTPD_EXT_VRFY)
         vstr_cat(text, "\nVRFY");
+    if (s->ext & SMTPD_EXT_STARTTLS)
+        vstr_cat(text, "\nSTARTTLS");
+    if (s->ext & SMTPD_EXT_AUTH)
+        smtpd_sasl_ehlo_lines(s, text);
     if (s->ext & SMTPD_EXT_ENHANCEDSTATUSCODES)
         vstr_cat(text, "\nENHANCEDSTATUSCODES");
     if (s->ext & SMTPD_EXT_8BITMIME)
@@ -538,7 +555,8 @@ static int smtpd_mail(SMTPD_SESSION *s, const SMTP_CMD *cmd)
     const char *rest;
     size_t rest_len;
 
-    if (cfg->helo_required && s->helo_name == NULL)
+    /* RFC 3207 4.2: after TLS the client starts over with EHLO (Postern insists). */
+    if ((cfg->helo_required || s->tls != NULL) && s->helo_name == NULL)
         return smtpd_fail(s, 503, "5.5.1", "Error: send HELO/EHLO first");
     if (!cfg->strict_rfc821)
         aflags |= SMTP_ADDR_FLAG_LENIENT;
@@ -546,6 +564,9 @@ static int smtpd_mail(SMTPD_SESSION *s, const SMTP_CMD *cmd)
         aflags |= SMTP_ADDR_FLAG_UTF8;
     if (smtp_cmd_path_arg(cmd->arg, cmd->arg_len, "FROM:", &rest, &rest_len) < 0 || rest_len == 0)
         return smtpd_fail(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
+    /* smtpd_client_message_rate_limit: each MAIL FROM counts, accepted or not (as Postfix). */
+    if (smtpd_anvil_mail(s) < 0)
+        return SMTPD_ERROR;
     if ((err = smtpd_path(s, cmd, 0, aflags, &rest, &rest_len)) != SMTP_ADDR_OK)
         return smtpd_addr_error(s, err, aflags);
     if ((perr = smtp_param_parse(params, rest, rest_len, smtpd_param_flags(s, 0))) != SMTP_PARAM_OK)
@@ -569,6 +590,7 @@ static int smtpd_mail(SMTPD_SESSION *s, const SMTP_CMD *cmd)
     txn->size = params->size;
     if (params->seen & SMTP_PARAM_SEEN_ENVID)
         txn->envid = mystrdup(vstr_str(params->envid));
+    smtpd_sasl_mail_param(s, (params->seen & SMTP_PARAM_SEEN_AUTH) ? vstr_str(params->auth) : NULL);
     s->state = SMTPD_ST_MAIL;
     if (!cfg->delay_open) {
         if (smtpd_txn_open(s, SMTP_CMD_MAIL) < 0) {
@@ -622,6 +644,9 @@ static int smtpd_rcpt(SMTPD_SESSION *s, const SMTP_CMD *cmd)
     if (smtp_cmd_path_arg(cmd->arg, cmd->arg_len, "TO:", &rest, &rest_len) < 0 || rest_len == 0)
         return smtpd_fail(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
     txn->rcpt_tried++;
+    /* smtpd_client_recipient_rate_limit: each RCPT TO counts, accepted or not (as Postfix). */
+    if (smtpd_anvil_rcpt(s) < 0)
+        return SMTPD_ERROR;
     if (txn->rcpt_count >= cfg->recipient_limit) {
         smtpd_reply(s, 452, "4.5.3", "Error: too many recipients");
         /* Clients that ignore the 452 and go on become errors (Postfix's overshoot). */
@@ -876,6 +901,11 @@ static int smtpd_sequence_error(SMTPD_SESSION *s, const SMTPD_CMD_INFO *info)
 /* smtpd_proto_line_error - refuse a line that never reaches a handler */
 void smtpd_proto_line_error(SMTPD_SESSION *s, int flags)
 {
+    if (s->sasl != NULL && (flags & SMTP_CMD_LINE_TOO_LONG)) {
+        /* An AUTH response over the limit: that ends the exchange. */
+        smtpd_sasl_line(s, NULL, 0);
+        return;
+    }
     s->cur_stat = SMTPD_STAT_UNKNOWN;
     s->stat_total[SMTPD_STAT_UNKNOWN]++;
     if (flags & SMTP_CMD_LINE_TOO_LONG)
@@ -910,6 +940,17 @@ static int smtpd_forbidden(SMTPD_SESSION *s, const SMTP_CMD *cmd)
         if (!isalnum((unsigned char)cmd->name[i]) && cmd->name[i] != '-')
             return 0;
     return 1;
+}
+
+/* smtpd_before_auth_ok - RFC 4954 6: what a client may do before AUTH when
+   the server requires it: what it may do before STARTTLS, AUTH itself, and
+   RCPT, DATA and BDAT, which cannot get past the missing MAIL anyway (BDAT
+   must reach its handler, which skips the chunk) */
+static int smtpd_before_auth_ok(const SMTPD_CMD_INFO *info)
+{
+    return (info->flags & SMTPD_CMDF_PRE_TLS) || info->verb == SMTP_CMD_AUTH ||
+           info->verb == SMTP_CMD_RCPT || info->verb == SMTP_CMD_DATA ||
+           info->verb == SMTP_CMD_BDAT;
 }
 
 /* smtpd_pipelining_violation - RFC 2920 3.1: input behind a LAST command */
@@ -952,9 +993,14 @@ int smtpd_proto_command(SMTPD_SESSION *s, const char *line, size_t len)
 {
     const SMTPD_CMD_INFO *info;
     SMTP_CMD cmd;
-    size_t stripped = smtp_cmd_line_strip(line, len);
-    int flags = smtpd_line_flags(s, line, len);
+    size_t stripped;
+    int flags;
 
+    /* While an AUTH exchange runs, lines are its responses, not commands. */
+    if (s->sasl != NULL)
+        return smtpd_sasl_line(s, line, len);
+    stripped = smtp_cmd_line_strip(line, len);
+    flags = smtpd_line_flags(s, line, len);
     s->cur_stat = -1;
     if (flags < 0) {
         s->stat_total[SMTPD_STAT_UNKNOWN]++;
@@ -1000,6 +1046,18 @@ int smtpd_proto_command(SMTPD_SESSION *s, const char *line, size_t len)
         smtpd_txn_reset(s);
         smtpd_reply(s, 554, "5.5.0", "Error: SMTP protocol synchronization");
         smtpd_close_after_reply(s);
+        return 0;
+    }
+    /* smtpd_tls_security_level = encrypt: nothing of substance before TLS. */
+    if (!(info->flags & SMTPD_CMDF_PRE_TLS) && smtpd_tls_required(s)) {
+        smtpd_reply(s, 530, "5.7.0", "Must issue a STARTTLS command first");
+        smtpd_cmd_done(s, SMTPD_ERROR);
+        return 0;
+    }
+    /* smtpd_sasl_auth_required: nothing of substance before AUTH (RFC 4954 6). */
+    if (!smtpd_before_auth_ok(info) && smtpd_sasl_required(s)) {
+        smtpd_reply(s, 530, "5.7.0", "Authentication required");
+        smtpd_cmd_done(s, SMTPD_ERROR);
         return 0;
     }
     int result = (info->states & SMTPD_STATE_BIT(s->state)) ? info->fn(s, &cmd)

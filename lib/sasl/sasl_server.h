@@ -61,6 +61,7 @@ typedef struct SASL_SERVER_ARGS {
     long timeout;                /* seconds for a backend answer (smtpd_sasl_backend_timeout) */
     long response_limit;         /* smtpd_sasl_response_limit: octets of one response */
     struct event_base *base;
+    long crypt_workers;          /* postern: smtpd_sasl_crypt_workers (threads); 0: 2 */
 } SASL_SERVER_ARGS;
 
 /*
@@ -71,7 +72,10 @@ typedef struct SASL_SERVER_ARGS {
  */
 SASL_SERVER *sasl_server_create(const SASL_SERVER_ARGS *args, VSTR *why);
 
-/* sasl_server_mechs - "PLAIN LOGIN": what to offer now; "" when none */
+/* sasl_server_mechs - "PLAIN LOGIN": what to offer now; "" when none. The
+   string stays valid until the next call. dovecot: until Dovecot's MECH list
+   is known, a call connects and waits for the handshake (at most 2 seconds;
+   after a failure no new attempt for 5 seconds, and "" is returned). */
 const char *sasl_server_mechs(SASL_SERVER *srv, int tls_active);
 
 /*

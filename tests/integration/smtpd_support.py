@@ -16,10 +16,11 @@ The smtpd_server fixture (import it into the test module):
     server = smtpd_server(main_cf=None, cleanup="ok", end_delay=0, real=False)
 
 starts a private instance whose master.cf runs smtpd on a free port of
-127.0.0.1 (server.port) and, unless real is set, a FakeCleanup on
-private/cleanup (server.cleanup). With real=True the instance runs the real
-cleanup, qmgr and local services instead; with real="cleanup" only cleanup,
-so that committed queue files stay in the queue. server.client() returns a
+127.0.0.1 (server.port), the anvil service (unless anvil=False) and, unless
+real is set, a FakeCleanup on private/cleanup (server.cleanup). With
+real=True the instance runs the real cleanup, qmgr and local services
+instead; with real="cleanup" only cleanup, so that committed queue files
+stay in the queue. server.client() returns a
 connected SmtpClient whose greeting has been read.
 """
 
@@ -34,6 +35,7 @@ import time
 
 import pytest
 
+from attrproto import AttrClient
 from conftest import BUILD, IS_ROOT, MAIL_OWNER
 
 QUEUE_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -395,13 +397,23 @@ class SmtpdServer:
         return self.inst.log_text()
 
 
+def anvil_wait(inst, timeout=30):
+    """Have master start anvil now, so that smtpd's first request finds it running."""
+    with AttrClient(inst.queue_dir / "private" / "anvil", timeout=timeout) as a:
+        r = a.request([("request", "lookup"), ("ident", "smtp:192.0.2.1")])
+    assert r.get("status") == 0, r
+
+
 @pytest.fixture
 def smtpd_server(postern_instance, free_port):
     fakes = []
 
-    def make(main_cf=None, cleanup="ok", end_delay=0.0, real=False, aliases=""):
+    def make(main_cf=None, cleanup="ok", end_delay=0.0, real=False, aliases="", anvil=True):
         port = free_port()
         master_cf = f"127.0.0.1:{port} inet n - n - - smtpd\n"
+        if anvil:
+            # As in conf/master.cf: client limits are counted by anvil(8).
+            master_cf += "anvil unix - - n - 1 anvil\n"
         if real:
             master_cf += "cleanup unix n - n - 0 cleanup\n"
         if real is True:
@@ -415,6 +427,8 @@ def smtpd_server(postern_instance, free_port):
         aliases_path = inst.conf_dir / "aliases"
         aliases_path.write_text(aliases or "postmaster root\n")
         inst.start()
+        if anvil:
+            anvil_wait(inst)
         fake = None
         if not real:
             fake = FakeCleanup(str(inst.queue_dir), mode=cleanup, end_delay=end_delay)

@@ -224,7 +224,7 @@ def test_commit_immediate_byte_exact(cleanup):
     assert q.msg_class == "immediate" and q.priority == 0
     assert abs(q.arrival - time.time()) < 60
     qmgr.wait_for(f"Aimmediate/{t.id}")
-    inst.wait_for_log(rf"postern/cleanup\[\d+\]: {t.id}: message-id=<abc\.123@example\.org>$")
+    inst.wait_for_log(rf"postfix/cleanup\[\d+\]: {t.id}: message-id=<abc\.123@example\.org>$")
 
 
 def test_empty_and_unterminated_content(cleanup):

@@ -93,7 +93,7 @@ def log_problem_summary(inst, since=0):
     """Warning, error, fatal and panic lines and process exits, counted by kind."""
     kinds = {}
     for line in inst.log_text()[since:].splitlines():
-        m = re.search(r"postern/(\w+)\[\d+\]: (.*\b(?:warning|error|fatal|panic):.*)$", line)
+        m = re.search(r"postfix/(\w+)\[\d+\]: (.*\b(?:warning|error|fatal|panic):.*)$", line)
         if not m:
             continue
         text = re.sub(r"\b[0-9A-Z]{12,}\b", "ID", m.group(2))

@@ -33,7 +33,7 @@ def test_private_instance_status(postern_instance, free_port):
                             f"{BUILD}/tests/helpers/echosvc\n")
     r = inst.postern("status")
     assert r.returncode == 0, r.stderr
-    assert re.search(r"postern/postern-script: the Postern mail system is running: PID: "
+    assert re.search(r"postfix/postern-script: the Postern mail system is running: PID: "
                      f"{inst.master_pid()}$", r.stderr, re.M), r.stderr
     with inst.connect(port) as c:
         greet_pid(c)
@@ -199,7 +199,7 @@ def test_wakeup_reaches_unix_service(postern_instance):
     sock = inst.queue_dir / "private" / "tick"
     assert stat.S_ISSOCK(sock.stat().st_mode)
     assert stat.S_IMODE(sock.stat().st_mode) == 0o600
-    inst.wait_for_log(r"postern/echosvc\[\d+\]: tick: trigger: 1 bytes: W")
+    inst.wait_for_log(r"postfix/echosvc\[\d+\]: tick: trigger: 1 bytes: W")
     inst.wait_until(lambda: inst.count_log(r"tick: trigger: 1 bytes: W") >= 2, timeout=5,
                     what="a second wakeup")
     # maxproc 1: one process serves every wakeup.
@@ -374,3 +374,103 @@ def test_foreground_master(postern_instance, free_port):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _switches(pid):
+    """Context switches of a live process so far (voluntary + involuntary)."""
+    st = proc_status(pid)
+    return int(st["voluntary_ctxt_switches"]) + int(st["nonvoluntary_ctxt_switches"])
+
+
+def test_single_service_wakes_one_idle_process(postern_instance, free_port):
+    """A new client wakes one idle process of a single-client service, not
+    every one of them (EPOLLEXCLUSIVE in the skeleton's private wait)."""
+    port = free_port()
+    inst = postern_instance(f"127.0.0.1:{port} inet n - n - 10 "
+                            f"{BUILD}/tests/helpers/echosvc single\n")
+    service = f"127.0.0.1:{port}"
+    # Five clients at once: five processes, then all of them idle.
+    clients = [inst.connect(port) for _ in range(5)]
+    pids = {greet_pid(c) for c in clients}
+    assert len(pids) == 5
+    for c in clients:
+        assert c.ask("quit") == "221 bye"
+        c.close()
+    time.sleep(0.5)
+    assert set(inst.service_pids(service)) == pids
+    before = {pid: _switches(pid) for pid in pids}
+    served = set()
+    for i in range(30):
+        with inst.connect(port) as c:
+            served.add(greet_pid(c))
+            assert c.ask(f"hello {i}") == f"hello {i}"
+            c.ask("quit")
+    time.sleep(0.3)
+    idle = pids - served
+    assert idle, "every process served a client: nothing to compare"
+    woken = sum(_switches(pid) - before[pid] for pid in idle)
+    # With a shared wait each idle process would wake for every one of the 30
+    # connections; an exclusive wait leaves them asleep.
+    assert woken <= 2 * len(idle), f"idle processes woke {woken} times for 30 clients"
+
+
+def test_single_service_sees_reload_at_once(postern_instance, free_port):
+    """An idle single-client process notices the closed status pipe while it
+    waits for clients, and exits without serving anyone else."""
+    port = free_port()
+    inst = postern_instance(f"127.0.0.1:{port} inet n - n - - "
+                            f"{BUILD}/tests/helpers/echosvc single\n")
+    with inst.connect(port) as c:
+        old = greet_pid(c)
+        c.ask("quit")
+    mark = inst.log_mark()
+    inst.reload()
+    inst.wait_for_log(r"reload -- version", since=mark)
+    inst.wait_until(lambda: not pid_alive(old), timeout=3, what="the old process to exit")
+    with inst.connect(port) as c:
+        assert greet_pid(c) != old
+
+
+def test_single_service_idle_timer(postern_instance, free_port):
+    """max_idle still ends a single-client process that waits in the private set."""
+    port = free_port()
+    inst = postern_instance(f"127.0.0.1:{port} inet n - n - - "
+                            f"{BUILD}/tests/helpers/echosvc -o max_idle=1s single\n")
+    with inst.connect(port) as c:
+        pid = greet_pid(c)
+        c.ask("quit")
+    inst.wait_until(lambda: not pid_alive(pid), timeout=5, what="the idle process to exit")
+
+
+def _trigger(path, data, close=True):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(5)
+    s.connect(str(path))
+    if data:
+        s.sendall(data)
+    if close:
+        s.close()
+    return s
+
+
+def test_trigger_service_takes_a_burst(postern_instance):
+    """Many trigger clients at once are all served, and a client that
+    connects and stalls holds up neither the others nor the process."""
+    inst = postern_instance(f"burst unix - - n - 1 {BUILD}/tests/helpers/echosvc trigger\n")
+    path = inst.queue_dir / "private" / "burst"
+    stalled = _trigger(path, b"", close=False)
+    slow = _trigger(path, b"Sslow", close=False)
+    # Fewer than max_use (100) requests, so the process stays for the count.
+    for i in range(80):
+        _trigger(path, f"A{i:03d}\0".encode())
+    # The slow client finishes after the others (within the 1 s every
+    # request has) and is served whole.
+    slow.sendall(b"!\0")
+    slow.close()
+    inst.wait_until(lambda: inst.count_log(r"burst: trigger: 5 bytes: A\d\d\d\?") >= 80,
+                    timeout=10, what="80 triggers")
+    inst.wait_for_log(r"burst: trigger: 7 bytes: Sslow!\?")
+    # The stalled one is dropped after MAIL_SERVER_TRIGGER_WAIT_MS.
+    inst.wait_for_log(r"trigger request not complete within \d+ ms: dropped")
+    stalled.close()
+    assert len(inst.service_pids("burst")) == 1

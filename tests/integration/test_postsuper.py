@@ -43,8 +43,8 @@ def test_delete_one(bench):
     assert r.returncode == 0, r.stderr
     assert r.stderr == f"postsuper: {gone}: removed\npostsuper: Deleted: 1 message\n"
     assert bench.where(gone) == [] and bench.where(keep) == ["deferred"]
-    bench.inst.wait_for_log(rf"postern/postsuper\[\d+\]: {gone}: removed$")
-    bench.inst.wait_for_log(r"postern/postsuper\[\d+\]: Deleted: 1 message$")
+    bench.inst.wait_for_log(rf"postfix/postsuper\[\d+\]: {gone}: removed$")
+    bench.inst.wait_for_log(r"postfix/postsuper\[\d+\]: Deleted: 1 message$")
     # Not there (any more): not an error.
     r = bench.postsuper("-d", gone)
     assert (r.returncode, r.stderr) == (0, "postsuper: Deleted: 0 messages\n")

@@ -63,7 +63,7 @@ def test_relay_reject_log_line_exact(smtpd_server):
     with srv.client() as c:
         start_txn(c)
         assert c.cmd("RCPT TO:<x@y.example>") == relay_denied("x@y.example")
-    srv.inst.wait_for_log(r"postern/smtpd\[\d+\]: NOQUEUE: reject: RCPT from "
+    srv.inst.wait_for_log(r"postfix/smtpd\[\d+\]: NOQUEUE: reject: RCPT from "
                           r"localhost\[127\.0\.0\.1\]: 554 5\.7\.1 <x@y\.example>: Relay access "
                           r"denied; from=<a@b\.example> to=<x@y\.example> proto=ESMTP "
                           r"helo=<client\.example>$")
