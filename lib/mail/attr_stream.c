@@ -22,9 +22,10 @@
 #include "util/safe_io.h"
 #include "util/vstr.h"
 
-#define ATTR_RBUF_INIT 4096        /* first read buffer */
-#define ATTR_RBUF_KEEP (64 * 1024) /* larger idle buffers are given back */
-#define ATTR_WHY_MAX 512           /* reason text */
+#define ATTR_RBUF_INIT 4096         /* first read buffer */
+#define ATTR_RBUF_BIG (64 * 1024)   /* the second size: a large message grows once or twice */
+#define ATTR_RBUF_KEEP (128 * 1024) /* larger idle buffers are given back */
+#define ATTR_WHY_MAX 512            /* reason text */
 
 struct ATTR_STREAM {
     int fd;
@@ -161,12 +162,31 @@ static void attr_stream_room(ATTR_STREAM *s)
     }
     if (s->rlen < s->rcap)
         return;
-    size_t cap = s->rcap ? s->rcap * 2 : ATTR_RBUF_INIT;
+    /* Small messages stay in a small buffer; a large one (cleanup's 64 KB
+       content pieces) jumps to ATTR_RBUF_BIG instead of doubling its way up. */
+    size_t cap = s->rcap == 0              ? ATTR_RBUF_INIT
+                 : s->rcap < ATTR_RBUF_BIG ? ATTR_RBUF_BIG
+                                           : s->rcap * 2;
 
     if (cap > s->lim.msg_max)
         cap = s->lim.msg_max;
     s->rbuf = myrealloc(s->rbuf, cap);
     s->rcap = cap;
+}
+
+/* attr_stream_read - read into the buffer's free space; the descriptor is
+   non-blocking, so try first and poll only when nothing is there (a
+   message usually arrives faster than a poll-then-read round) */
+static ssize_t attr_stream_read(ATTR_STREAM *s, size_t want, long long deadline)
+{
+    ssize_t n;
+
+    do {
+        n = read(s->fd, s->rbuf + s->rlen, want);
+    } while (n < 0 && errno == EINTR);
+    if (n >= 0 || errno != EAGAIN)
+        return n;
+    return timed_read(s->fd, s->rbuf + s->rlen, want, attr_remaining(deadline));
 }
 
 /* attr_stream_frame - read until a whole message sits at rpos; its length */
@@ -190,7 +210,7 @@ static int attr_stream_frame(ATTR_STREAM *s, size_t *msg_len, long long deadline
 
         if (want > s->lim.msg_max - unread)
             want = s->lim.msg_max - unread;
-        ssize_t n = timed_read(s->fd, s->rbuf + s->rlen, want, attr_remaining(deadline));
+        ssize_t n = attr_stream_read(s, want, deadline);
 
         if (n < 0 && errno == ETIMEDOUT)
             return attr_stream_fail(s, ETIMEDOUT, 1, "timeout after %d ms %s", s->timeout_ms,

@@ -2,15 +2,35 @@
  * mail_server - daemon skeleton: arguments, configuration, privilege drop,
  * and the accept loops of the multi-session, single-client and trigger
  * servers, with master's status protocol (master_proto.h).
+ *
+ * Waiting for clients. Every process of a service watches the same
+ * listening socket. Watched through each process's libevent loop, a new
+ * connection wakes every idle process of the service and all but one find
+ * nothing to accept: with a hundred idle cleanup processes that is a
+ * hundred context switches per message (the "thundering herd"). A
+ * single-client server therefore waits between clients in a private epoll
+ * set of its own, where the listeners are registered with EPOLLEXCLUSIVE:
+ * the kernel then wakes one waiting process per connection (processes busy
+ * with a client are not waiting and are skipped). The status pipe sits in
+ * the same set, so a reload is seen at once, and the wait ends at the
+ * earliest timer of the process's event base (idle limit, watchdog, the
+ * daemon's own timers), which then runs without blocking. docs/master.md
+ * explains why this and not an accept lock. Multi-session servers (smtpd)
+ * keep the shared wait: their sessions live on the event base, and few
+ * processes each hold many sessions, so their herd is small.
  */
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,6 +43,29 @@
 #include "util/mymalloc.h"
 #include "util/safe_io.h"
 #include "util/strutil.h"
+
+/* Private wait (single-client servers): how long one epoll_wait may last. */
+#define MS_WAIT_MAX_MS (60 * 1000)     /* bounds the effect of a wall-clock step */
+#define MS_WAIT_DUE_MS 10              /* a timer libevent did not find due yet */
+#define MS_WAIT_FOREIGN_MS 100         /* while the daemon has descriptor events on the base */
+#define MS_EP_STATUS MASTER_LISTEN_MAX /* epoll data of the status pipe; listeners are 0.. */
+
+/* Trigger servers. */
+#define MS_TRIGGER_BATCH 64        /* connections accepted per listener wakeup at most */
+#define MS_TRIGGER_PENDING_MAX 256 /* connections waiting for the rest of their request */
+
+/*
+ * Heap behaviour. Each message makes a daemon allocate and free buffers of
+ * 64 KB and more (request buffers, queue file buffers, content pieces).
+ * With glibc's defaults the freed top of the heap is given back at once
+ * (brk), and blocks from 128 KB up are mmap()ed and munmap()ed each time:
+ * every round then pays page faults to get the memory back, and each
+ * unmapping a TLB shoot-down on every CPU, which in a virtual machine costs
+ * more than the work itself. Memory freed below these sizes stays with the
+ * process for the next message instead.
+ */
+#define MS_MALLOC_TRIM_THRESHOLD (4 * 1024 * 1024) /* freed heap top kept */
+#define MS_MALLOC_MMAP_THRESHOLD (2 * 1024 * 1024) /* larger blocks use mmap */
 
 /* The whole state of one service process; there is one per process. */
 typedef struct MS_STATE {
@@ -38,11 +81,14 @@ typedef struct MS_STATE {
     int chroot;                                 /* -c */
     int is_fifo;                                /* -t fifo */
     long max_idle, max_use, ipc_timeout, daemon_timeout;
-    long use_count; /* clients (or triggers) taken so far */
-    int sessions;   /* MULTI sessions open now */
-    int listening;  /* listen events are enabled */
-    int draining;   /* stopped accepting for good */
-    int reported;   /* last MASTER_STAT_* sent, -1 none */
+    long use_count;      /* clients (or triggers) taken so far */
+    int sessions;        /* MULTI sessions open now */
+    int listening;       /* listen events are enabled */
+    int draining;        /* stopped accepting for good */
+    int reported;        /* last MASTER_STAT_* sent, -1 none */
+    int epfd;            /* private wait set (single-client servers), else -1 */
+    int exclusive;       /* EPOLLEXCLUSIVE accepted by the kernel */
+    int trigger_pending; /* trigger connections whose request is not all there */
 } MS_STATE;
 
 static MS_STATE ms;
@@ -62,6 +108,10 @@ static void ms_stop_listening(void)
 {
     for (int i = 0; i < ms.listen_count; i++) {
         if (ms.listen_ev[i]) {
+            /* master keeps the socket open, so closing our descriptor would
+               not take it out of the private wait set: remove it first. */
+            if (ms.epfd >= 0)
+                (void)epoll_ctl(ms.epfd, EPOLL_CTL_DEL, MASTER_LISTEN_FD + i, NULL);
             event_free(ms.listen_ev[i]);
             ms.listen_ev[i] = NULL;
             close(MASTER_LISTEN_FD + i);
@@ -72,7 +122,8 @@ static void ms_stop_listening(void)
     ms.listening = 0;
 }
 
-/* ms_drain - stop accepting; exit as soon as no session is open */
+/* ms_drain - stop accepting; exit as soon as no session is open and no
+   trigger request is still arriving */
 static void ms_drain(const char *why)
 {
     if (ms.draining)
@@ -83,7 +134,7 @@ static void ms_drain(const char *why)
     ms_stop_listening();
     if (ms.status_ev)
         event_del(ms.status_ev);
-    if (ms.sessions == 0)
+    if (ms.sessions == 0 && ms.trigger_pending == 0)
         ms_exit();
 }
 
@@ -99,6 +150,30 @@ static void ms_report(int status)
         ms_drain(errno == EPIPE ? "master closed the status pipe" : "status pipe write error");
 }
 
+/* ms_private_listen - add listener i to the private wait set, or take it out */
+static void ms_private_listen(int i, int on)
+{
+    int fd = MASTER_LISTEN_FD + i;
+    struct epoll_event ev = {.events = EPOLLIN | (ms.exclusive ? EPOLLEXCLUSIVE : 0),
+                             .data.u32 = (uint32_t)i};
+
+    if (!on) {
+        if (epoll_ctl(ms.epfd, EPOLL_CTL_DEL, fd, &ev) < 0 && errno != ENOENT)
+            msg_fatal("%s: epoll_ctl DEL listener: %m", ms.args.service);
+        return;
+    }
+    if (epoll_ctl(ms.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+        return;
+    /* Kernels before 4.5 refuse the flag: correct, only less efficient. */
+    if (errno == EINVAL && ms.exclusive) {
+        ms.exclusive = 0;
+        ev.events = EPOLLIN;
+        if (epoll_ctl(ms.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+            return;
+    }
+    msg_fatal("%s: epoll_ctl ADD listener: %m", ms.args.service);
+}
+
 /* ms_listen_enable - start or stop watching the listening descriptors */
 static void ms_listen_enable(int on)
 {
@@ -107,7 +182,9 @@ static void ms_listen_enable(int on)
     for (int i = 0; i < ms.listen_count; i++) {
         if (ms.listen_ev[i] == NULL)
             continue;
-        if (on)
+        if (ms.epfd >= 0)
+            ms_private_listen(i, on);
+        else if (on)
             event_add(ms.listen_ev[i], NULL);
         else
             event_del(ms.listen_ev[i]);
@@ -142,7 +219,7 @@ static void ms_update(void)
     int full = ms.spec->max_sessions > 0 && ms.sessions >= ms.spec->max_sessions;
 
     if (ms.draining) {
-        if (ms.sessions == 0)
+        if (ms.sessions == 0 && ms.trigger_pending == 0)
             ms_exit();
         return;
     }
@@ -229,6 +306,106 @@ static void ms_serve_trigger(const char *buf, size_t len)
     ms.spec->trigger_service(&ms.args, buf, len);
 }
 
+/* One trigger connection whose request has not all arrived yet. */
+typedef struct MS_TRIGGER {
+    int fd;
+    size_t len;
+    long long deadline; /* monotonic ms: the whole request by then */
+    struct event *ev;
+    char buf[MAIL_SERVER_TRIGGER_MAX];
+} MS_TRIGGER;
+
+/* ms_now_ms - monotonic clock in milliseconds */
+static long long ms_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ms_trigger_fill - read what has arrived; 1 when the request is whole
+   (end of input, or the buffer is full), 0 to wait for more */
+static int ms_trigger_fill(MS_TRIGGER *t)
+{
+    while (t->len < sizeof(t->buf)) {
+        ssize_t n = read(t->fd, t->buf + t->len, sizeof(t->buf) - t->len);
+
+        if (n > 0) {
+            t->len += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return 0;
+        if (n < 0)
+            msg_warn("%s: read trigger request: %m", ms.args.service);
+        return 1; /* end of input, or an error: serve what came */
+    }
+    return 1;
+}
+
+/* ms_trigger_end - close the connection; serve its request unless dropped */
+static void ms_trigger_end(MS_TRIGGER *t, int serve)
+{
+    if (t->ev) {
+        event_free(t->ev);
+        ms.trigger_pending--;
+    }
+    close(t->fd);
+    if (serve)
+        ms_serve_trigger(t->buf, t->len);
+    myfree(t);
+}
+
+/* ms_trigger_event - more bytes of a pending trigger request, or its time is up */
+static void ms_trigger_event(evutil_socket_t fd, short what, void *ctx)
+{
+    MS_TRIGGER *t = ctx;
+    long long left = t->deadline - ms_now_ms();
+
+    (void)fd;
+    if ((what & EV_READ) && ms_trigger_fill(t)) {
+        ms_trigger_end(t, 1);
+    } else if (left <= 0) {
+        msg_warn("%s: trigger request not complete within %d ms: dropped", ms.args.service,
+                 MAIL_SERVER_TRIGGER_WAIT_MS);
+        ms_trigger_end(t, 0);
+    } else {
+        struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+
+        event_add(t->ev, &tv);
+        return;
+    }
+    ms_update();
+}
+
+/* ms_trigger_start - a new trigger connection: serve it now if its request is
+   all there, else wait for the rest from the loop */
+static void ms_trigger_start(int fd)
+{
+    MS_TRIGGER *t = mycalloc(1, sizeof(*t));
+    struct timeval tv = {.tv_sec = MAIL_SERVER_TRIGGER_WAIT_MS / 1000,
+                         .tv_usec = (MAIL_SERVER_TRIGGER_WAIT_MS % 1000) * 1000};
+
+    t->fd = fd;
+    t->deadline = ms_now_ms() + MAIL_SERVER_TRIGGER_WAIT_MS;
+    if (ms_trigger_fill(t)) {
+        ms_trigger_end(t, 1);
+        return;
+    }
+    /* Too many slow clients already: this one gets the bounded blocking read. */
+    if (ms.trigger_pending >= MS_TRIGGER_PENDING_MAX) {
+        t->len += ms_read_trigger(fd, t->buf + t->len, sizeof(t->buf) - t->len);
+        ms_trigger_end(t, t->len > 0);
+        return;
+    }
+    t->ev = event_new(ms.args.base, fd, EV_READ, ms_trigger_event, t);
+    ms.trigger_pending++;
+    event_add(t->ev, &tv);
+}
+
 /* ms_fifo_event - trigger bytes arrived on the fifo */
 static void ms_fifo_event(int fd)
 {
@@ -251,10 +428,53 @@ static void ms_retry_event(evutil_socket_t fd, short what, void *ctx)
     ms_update();
 }
 
+/* ms_accept_one - one client from the listener; -1 when there is none now
+   (or accepting must pause, which this arranges) */
+static int ms_accept_one(int lfd, int flags)
+{
+    int fd;
+
+    /* Other processes of the service share the socket: losing the race is normal. */
+    if ((fd = accept4(lfd, NULL, NULL, flags)) >= 0)
+        return fd;
+    if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+        return -1;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        struct timeval tv = {.tv_sec = 1};
+
+        /* Level-triggered: without a pause this would spin. */
+        msg_warn("%s: accept: %m -- pausing", ms.args.service);
+        ms_listen_enable(0);
+        event_add(ms.retry_ev, &tv);
+        return -1;
+    }
+    msg_fatal("%s: accept: %m", ms.args.service);
+}
+
+/* ms_accept_triggers - every trigger client waiting now, up to a batch */
+static void ms_accept_triggers(int lfd)
+{
+    int fd, taken = 0;
+
+    /*
+     * A trigger service (qmgr) gets one connection per message that
+     * cleanup commits. Taking one per loop turn lets the backlog fill
+     * while the loop does other work, and then every cleanup process waits
+     * in connect(): take all that wait, without waiting for their bytes.
+     */
+    while (taken < MS_TRIGGER_BATCH && ms.listening &&
+           (fd = ms_accept_one(lfd, SOCK_CLOEXEC | SOCK_NONBLOCK)) >= 0) {
+        taken++;
+        ms_idle_arm(0);
+        ms_trigger_start(fd);
+    }
+    if (taken > 0)
+        ms_update();
+}
+
 /* ms_accept_event - a client is waiting on a listening socket */
 static void ms_accept_event(evutil_socket_t lfd, short what, void *ctx)
 {
-    int flags = SOCK_CLOEXEC | (ms.spec->kind == MAIL_SERVER_MULTI ? SOCK_NONBLOCK : 0);
     int fd;
 
     (void)what, (void)ctx;
@@ -262,44 +482,25 @@ static void ms_accept_event(evutil_socket_t lfd, short what, void *ctx)
         ms_fifo_event(lfd);
         return;
     }
-    /* Other processes of the service share the socket: losing the race is normal. */
-    if ((fd = accept4(lfd, NULL, NULL, flags)) < 0) {
-        if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
-            return;
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-            struct timeval tv = {.tv_sec = 1};
-
-            /* Level-triggered: without a pause this would spin. */
-            msg_warn("%s: accept: %m -- pausing", ms.args.service);
-            ms_listen_enable(0);
-            event_add(ms.retry_ev, &tv);
-            return;
-        }
-        msg_fatal("%s: accept: %m", ms.args.service);
+    if (ms.spec->kind == MAIL_SERVER_TRIGGER) {
+        ms_accept_triggers(lfd);
+        return;
     }
+    if ((fd = ms_accept_one(lfd, SOCK_CLOEXEC |
+                                     (ms.spec->kind == MAIL_SERVER_MULTI ? SOCK_NONBLOCK : 0))) < 0)
+        return;
     ms_idle_arm(0);
-    switch (ms.spec->kind) {
-    case MAIL_SERVER_MULTI:
+    if (ms.spec->kind == MAIL_SERVER_MULTI) {
         ms.sessions++;
         ms.use_count++;
         ms_update();
         ms.spec->multi_service(&ms.args, fd);
         return;
-    case MAIL_SERVER_SINGLE:
-        ms_report(MASTER_STAT_TAKEN);
-        ms.use_count++;
-        ms.spec->single_service(&ms.args, fd);
-        close(fd);
-        break;
-    case MAIL_SERVER_TRIGGER: {
-        char buf[MAIL_SERVER_TRIGGER_MAX];
-        size_t len = ms_read_trigger(fd, buf, sizeof(buf));
-
-        close(fd);
-        ms_serve_trigger(buf, len);
-        break;
     }
-    }
+    ms_report(MASTER_STAT_TAKEN);
+    ms.use_count++;
+    ms.spec->single_service(&ms.args, fd);
+    close(fd);
     ms_update();
 }
 
@@ -314,7 +515,7 @@ static void ms_status_event(evutil_socket_t fd, short what, void *ctx)
 static void ms_idle_event(evutil_socket_t fd, short what, void *ctx)
 {
     (void)fd, (void)what, (void)ctx;
-    if (ms.sessions > 0)
+    if (ms.sessions > 0 || ms.trigger_pending > 0)
         return;
     if (msg_verbose)
         msg_info("idle timeout -- exiting");
@@ -416,17 +617,36 @@ static void ms_drop_privileges(void)
     }
 }
 
+/* ms_private_setup - single-client servers: the private wait set */
+static void ms_private_setup(void)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.u32 = MS_EP_STATUS};
+
+    if ((ms.epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        msg_fatal("%s: epoll_create1: %m", ms.args.service);
+    ms.exclusive = 1;
+    /* A pipe's write end reports an error once the reader is gone. */
+    if (epoll_ctl(ms.epfd, EPOLL_CTL_ADD, MASTER_STATUS_FD, &ev) < 0)
+        msg_fatal("%s: epoll_ctl ADD status pipe: %m", ms.args.service);
+}
+
 /* ms_setup_events - the loop's events: listeners, status pipe, timers */
 static void ms_setup_events(void)
 {
     struct event_base *base = ms.args.base;
 
+    /* The listener events exist in both modes: a non-NULL one means "open". */
     for (int i = 0; i < ms.listen_count; i++)
         ms.listen_ev[i] =
             event_new(base, MASTER_LISTEN_FD + i, EV_READ | EV_PERSIST, ms_accept_event, NULL);
-    /* A pipe's write end polls as an error once the reader is gone. */
-    ms.status_ev = event_new(base, MASTER_STATUS_FD, EV_READ | EV_PERSIST, ms_status_event, NULL);
-    event_add(ms.status_ev, NULL);
+    if (ms.spec->kind == MAIL_SERVER_SINGLE && !ms.is_fifo) {
+        ms_private_setup();
+    } else {
+        /* A pipe's write end polls as an error once the reader is gone. */
+        ms.status_ev =
+            event_new(base, MASTER_STATUS_FD, EV_READ | EV_PERSIST, ms_status_event, NULL);
+        event_add(ms.status_ev, NULL);
+    }
     ms.retry_ev = evtimer_new(base, ms_retry_event, NULL);
     if (ms.max_idle > 0 && (ms.spec->flags & MAIL_SERVER_LONG_RUNNING) == 0)
         ms.idle_ev = evtimer_new(base, ms_idle_event, NULL);
@@ -436,6 +656,95 @@ static void ms_setup_events(void)
         ms.watchdog_ev = event_new(base, -1, EV_PERSIST, ms_watchdog_event, NULL);
         event_add(ms.watchdog_ev, &tv);
         alarm((unsigned)ms.daemon_timeout);
+    }
+}
+
+/* What ms_base_deadline learns about the event base. */
+typedef struct MS_BASE_SCAN {
+    struct timeval first; /* earliest timeout, wall clock */
+    int have_timeout;
+    int foreign_fd; /* an fd event the private set does not watch */
+} MS_BASE_SCAN;
+
+/* ms_base_scan_one - event_base_foreach_event callback */
+static int ms_base_scan_one(const struct event_base *base, const struct event *ev, void *ctx)
+{
+    MS_BASE_SCAN *scan = ctx;
+    struct timeval tv;
+
+    (void)base;
+    /* The listener events are never added in this mode; anything else with
+       a descriptor belongs to the daemon. */
+    if (event_pending(ev, EV_READ | EV_WRITE, NULL))
+        scan->foreign_fd = 1;
+    if (event_pending(ev, EV_TIMEOUT, &tv) &&
+        (!scan->have_timeout || timercmp(&tv, &scan->first, <))) {
+        scan->first = tv;
+        scan->have_timeout = 1;
+    }
+    return 0;
+}
+
+/* ms_private_wait_ms - how long the private wait may block: until the
+   earliest timer of the event base, and never long without a look at it */
+static int ms_private_wait_ms(void)
+{
+    struct event_base *base = ms.args.base;
+    MS_BASE_SCAN scan = {.have_timeout = 0, .foreign_fd = 0};
+    struct timeval now, left;
+    long long ms_left;
+
+    if (event_base_get_num_events(base, EVENT_BASE_COUNT_ACTIVE) > 0)
+        return 0;
+    (void)event_base_foreach_event(base, ms_base_scan_one, &scan);
+    ms_left = scan.foreign_fd ? MS_WAIT_FOREIGN_MS : MS_WAIT_MAX_MS;
+    if (scan.have_timeout) {
+        /*
+         * event_pending reports timeouts on the wall clock, converted from
+         * libevent's monotonic clock with an offset it refreshes every few
+         * seconds. A timer that looks due here was not due for libevent a
+         * moment ago (it would have run): after a step of the wall clock the
+         * two disagree for a while, so wait a little instead of spinning.
+         */
+        gettimeofday(&now, NULL);
+        if (!timercmp(&scan.first, &now, >))
+            return MS_WAIT_DUE_MS;
+        timersub(&scan.first, &now, &left);
+        long long t = (long long)left.tv_sec * 1000 + (left.tv_usec + 999) / 1000;
+
+        if (t < ms_left)
+            ms_left = t;
+    }
+    return (int)ms_left;
+}
+
+/* ms_private_loop - serve a single-client server's clients; never returns */
+static _Noreturn void ms_private_loop(void)
+{
+    struct epoll_event evs[MASTER_LISTEN_MAX + 1];
+
+    for (;;) {
+        /* Timers that are due, and anything a callback made active. */
+        if (event_base_loop(ms.args.base, EVLOOP_NONBLOCK) < 0)
+            msg_fatal("%s: event loop failed", ms.args.service);
+        int n = epoll_wait(ms.epfd, evs, MASTER_LISTEN_MAX + 1, ms_private_wait_ms());
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue; /* a signal: libevent's handler has queued it */
+            msg_fatal("%s: epoll_wait: %m", ms.args.service);
+        }
+        for (int i = 0; i < n; i++) {
+            uint32_t what = evs[i].data.u32;
+
+            if (what == MS_EP_STATUS) {
+                ms_drain("master closed the status pipe");
+            } else if (what < (uint32_t)ms.listen_count && ms.listen_ev[what] != NULL &&
+                       ms.listening) {
+                /* Checked again: serving one client may have ended listening. */
+                ms_accept_event(MASTER_LISTEN_FD + (int)what, EV_READ, NULL);
+            }
+        }
     }
 }
 
@@ -454,9 +763,13 @@ _Noreturn void mail_server_main(int argc, char **argv, const MAIL_SERVER_SPEC *s
     ARGV *overrides = argv_alloc(4);
 
     msg_init(argv[0]);
+    /* Only a tuning hint: allocators that ignore it (sanitizers) still work. */
+    (void)mallopt(M_TRIM_THRESHOLD, MS_MALLOC_TRIM_THRESHOLD);
+    (void)mallopt(M_MMAP_THRESHOLD, MS_MALLOC_MMAP_THRESHOLD);
     ms_check_spec(spec);
     ms.spec = spec;
     ms.reported = -1;
+    ms.epfd = -1;
     ms.args.context = spec->context;
     ms_parse_args(argc, argv, overrides);
     ms_take_fds();
@@ -477,6 +790,8 @@ _Noreturn void mail_server_main(int argc, char **argv, const MAIL_SERVER_SPEC *s
 
     ms_setup_events();
     ms_update();
+    if (ms.epfd >= 0)
+        ms_private_loop();
     event_base_dispatch(ms.args.base);
     msg_fatal("%s: event loop ended unexpectedly", ms.args.service);
 }

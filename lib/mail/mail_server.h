@@ -18,9 +18,16 @@
  *   MAIL_SERVER_SINGLE   one client at a time (delivery agents).
  *                        single_service gets a blocking socket and returns
  *                        when the client is done; the skeleton closes it.
+ *                        Between clients the process waits in a private
+ *                        epoll set (EPOLLEXCLUSIVE: one idle process woken
+ *                        per connection); only timers of the event base are
+ *                        served on time then (docs/master.md).
  *   MAIL_SERVER_TRIGGER  wakeup requests (qmgr, pickup): trigger_service
  *                        gets the bytes of one request (at most
  *                        MAIL_SERVER_TRIGGER_MAX) from a UNIX socket or fifo.
+ *                        Waiting connections are taken in batches and their
+ *                        bytes read from the event loop, so a slow client
+ *                        holds up neither the loop nor the others.
  *
  * Process life: a process exits after max_idle seconds without clients and
  * after serving max_use clients (unless MAIL_SERVER_LONG_RUNNING), and when

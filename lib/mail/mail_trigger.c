@@ -12,18 +12,19 @@
 #include "util/safe_io.h"
 
 /* mail_trigger_write - all of buf, each wait bounded; MSG_NOSIGNAL so that a
-   service that went away is an error (EPIPE), not a signal to the caller */
+   service that went away is an error (EPIPE), not a signal to the caller.
+   A fresh socket nearly always takes a request whole: try before polling. */
 static int mail_trigger_write(int fd, const char *buf, size_t len, int timeout_ms)
 {
     while (len > 0) {
-        ssize_t n;
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
-        if (timed_wait_writable(fd, timeout_ms) < 0)
-            return -1;
-        if ((n = send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT)) < 0) {
-            if (errno == EINTR || errno == EAGAIN)
+        if (n < 0) {
+            if (errno == EINTR)
                 continue;
-            return -1;
+            if (errno != EAGAIN || timed_wait_writable(fd, timeout_ms) < 0)
+                return -1;
+            continue;
         }
         buf += n;
         len -= (size_t)n;

@@ -91,8 +91,9 @@
  * Anything else wrong after COMMIT is corruption.
  *
  * COMMIT SEQUENCE (qfile_writer_commit): write CONTENT_END (if not yet),
- * the post-content records and COMMIT; flush; patch ARRIVAL, CLASS and
- * CONTENT in place; fsync(file); rename incoming/ID to immediate/ID or
+ * the post-content records and COMMIT; patch ARRIVAL, CLASS and CONTENT
+ * (in the buffer when still there, else in the file); flush;
+ * fsync(file); rename incoming/ID to immediate/ID or
  * bulk/ID by class (never replacing a file); fsync(target directory). The
  * message is accepted only after all of that succeeded; on any failure the
  * file is removed and nothing is acknowledged.
@@ -396,7 +397,9 @@ int qfile_sync(QFILE *q);
    both directories); the handle stays usable */
 int qfile_move(QFILE *q, const char *to_queue);
 
-/* qfile_remove - unlink the file durably; only the handle is left, for close */
+/* qfile_remove - unlink the file (no directory fsync: a removal undone by a
+   crash means a repeated delivery, never a lost one); only the handle is
+   left, for close */
 int qfile_remove(QFILE *q);
 
 /* qfile_purge_incoming - remove files in incoming/ that no writer holds

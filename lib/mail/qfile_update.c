@@ -239,12 +239,22 @@ int qfile_move(QFILE *q, const char *to_queue)
     return 0;
 }
 
-/* qfile_remove - unlink the file durably */
+/*
+ * qfile_remove - unlink the file of a message that is done with.
+ *
+ * No fsync() of the directory, as in Postfix: if a crash undoes the unlink,
+ * the file comes back with every recipient final (qmgr removes it again) or,
+ * if the same crash also lost the unsynced final marks, with some
+ * recipients pending, who are then delivered a second time. A removal that
+ * does not reach the disk can only cause a duplicate, never a loss
+ * (docs/queue-format.md, "Crash recovery"), so it is not worth a disk
+ * flush per message.
+ */
 int qfile_remove(QFILE *q)
 {
     if (q->queue == NULL)
         msg_panic("qfile_remove: %s was opened by path", q->id);
-    if (mail_queue_remove(q->queue, q->id) < 0)
+    if (unlink(vstr_str(q->path)) < 0)
         return qfile_uerr(q, QFILE_ERR_SYS, "remove from %s: %m", q->queue);
     return 0;
 }

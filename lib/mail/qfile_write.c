@@ -498,6 +498,20 @@ static int qfile_w_pwrite(QFILE_WRITER *w, const void *buf, size_t len, off_t of
     return 0;
 }
 
+/* qfile_w_patch - rewrite len bytes at offset: in the buffer while they are
+   still there (a small message is then written with one write()), else in
+   the file */
+static int qfile_w_patch(QFILE_WRITER *w, const void *data, size_t len, off_t offset)
+{
+    if (offset >= w->flushed) {
+        if ((size_t)(offset - w->flushed) + len > w->buf_len)
+            msg_panic("qfile_w_patch: %s: offset %lld beyond the data", w->id, (long long)offset);
+        memcpy(w->buf + (offset - w->flushed), data, len);
+        return 0;
+    }
+    return qfile_w_pwrite(w, data, len, offset);
+}
+
 /* qfile_w_finish - the last records, the patches, and fsync of the file */
 static int qfile_w_finish(QFILE_WRITER *w)
 {
@@ -509,16 +523,17 @@ static int qfile_w_finish(QFILE_WRITER *w)
     if (w->rcpt_count == 0)
         return qfile_w_fail(w, QFILE_ERR_INVAL, "no recipients");
     qfile_put32(cnt, (uint32_t)w->rcpt_count);
-    if ((err = qfile_w_record(w, QFILE_REC_COMMIT, cnt, sizeof(cnt), NULL, 0)) != 0 ||
-        (err = qfile_w_flush(w)) != 0)
+    if ((err = qfile_w_record(w, QFILE_REC_COMMIT, cnt, sizeof(cnt), NULL, 0)) != 0)
         return err;
     qfile_w_timeval(tv, &w->arrival);
     qfile_w_class(cls, w->msg_class, w->priority);
     qfile_put64(content, w->size);
     qfile_put64(content + 8, (uint64_t)w->content_end_off);
-    if ((err = qfile_w_pwrite(w, tv, sizeof(tv), w->arrival_off)) != 0 ||
-        (err = qfile_w_pwrite(w, cls, sizeof(cls), w->class_off)) != 0 ||
-        (err = qfile_w_pwrite(w, content, sizeof(content), w->content_off)) != 0)
+    /* Patches that fall inside the buffer go out with the last write. */
+    if ((err = qfile_w_patch(w, tv, sizeof(tv), w->arrival_off)) != 0 ||
+        (err = qfile_w_patch(w, cls, sizeof(cls), w->class_off)) != 0 ||
+        (err = qfile_w_patch(w, content, sizeof(content), w->content_off)) != 0 ||
+        (err = qfile_w_flush(w)) != 0)
         return err;
     if (fsync(w->fd) < 0)
         return qfile_w_fail(w, QFILE_ERR_SYS, "fsync %s: %m", vstr_str(w->path));

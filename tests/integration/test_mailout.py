@@ -27,6 +27,8 @@ import re
 import shutil
 import smtplib
 import socket
+import ssl
+import subprocess
 import tempfile
 import threading
 import time
@@ -37,6 +39,7 @@ import pytest
 import conftest
 import mailin
 import qfilefmt
+import tls_support
 from fakedns import FakeDNS
 from smtpsink import SmtpSink
 
@@ -74,7 +77,7 @@ def daemons_or_skip():
 class MailOut:
     """A private instance with the whole mail path, a DNS server and sinks."""
 
-    def __init__(self, extra_main=None, port=None, dns=None):
+    def __init__(self, extra_main=None, port=None, dns=None, extra_master=""):
         conftest.ensure_mail_user()
         self.users = mailin.ensure_local_users()
         self.root = Path(tempfile.mkdtemp(prefix="postern-test-", dir="/tmp"))
@@ -95,7 +98,7 @@ class MailOut:
             "smtp      unix - - n - - smtp\n"
             "relay     unix - - n - - smtp\n"
             "ratelimited unix - - n - - smtp\n"
-            f"fast      unix - - n - - smtp {fast}\n")
+            f"fast      unix - - n - - smtp {fast}\n") + extra_master
         main = {
             "dns_servers": self.dns.server_spec,
             "dns_timeout": "5s",
@@ -631,3 +634,90 @@ def test_bad_peer_defers_and_keeps_the_message(mo, mode, addr, expect):
     good = mo.sink(addr)
     good.wait_messages(1, timeout=30)
     mo.log_line(rf"qmgr\[\d+\]: {qid}: removed", since=mark)
+
+
+# --------------------------------------------------------------------------
+# Local submission out over TLS
+# --------------------------------------------------------------------------
+
+def test_sendmail_to_a_remote_domain_over_starttls(make_mo):
+    """sendmail -> postdrop -> pickup -> cleanup -> qmgr -> smtp -> a TLS sink:
+    at smtp_tls_security_level=encrypt the message leaves over STARTTLS; at
+    verify, with a CA that did not sign the sink's certificate, it is refused
+    after the handshake and deferred, and nothing of it is sent in clear."""
+    # Readable by mail_owner (the smtp agent reads the CA file).
+    work = Path(tempfile.mkdtemp(prefix="postern-test-tls-", dir="/tmp"))
+    try:
+        _sendmail_over_starttls(make_mo, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _sendmail_over_starttls(make_mo, work):
+    certs = work / "certs"
+    ca = tls_support.make_ca(certs)
+    wrong = tls_support.make_ca(certs / "wrong", name="Postern Wrong CA")
+    server = tls_support.make_cert(certs, ca, name="mx.tls-out.example",
+                                   alt_names=["DNS:mx.tls-out.example",
+                                              "DNS:mx.tls-wrong.example"])
+    for d in (work, certs, certs / "wrong"):
+        d.chmod(0o755)
+    for f in (ca.cert, wrong.cert):
+        os.chmod(f, 0o644)
+    # sendmail runs postdrop from $command_directory.
+    bindir = work / "bin"
+    bindir.mkdir(mode=0o755)
+    for name in ("sendmail", "postdrop"):
+        os.symlink(conftest.BUILD / "bin" / name, bindir / name)
+    mo = make_mo({"transport_maps": "inline:{ tls-out.example=tlsencrypt:, "
+                                    "tls-wrong.example=tlswrongca: }",
+                  "command_directory": str(bindir),
+                  "myorigin": "localhost"},
+                 extra_master=("pickup    unix n - n 60 1 pickup\n"
+                               "tlsencrypt unix - - n - - smtp "
+                               "-o smtp_tls_security_level=encrypt\n"
+                               "tlswrongca unix - - n - - smtp "
+                               f"-o smtp_tls_security_level=verify -o smtp_tls_CAfile={wrong.cert}"
+                               "\n"))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(server.chain, server.key)
+    ok = mo.sink("127.0.0.50", tls_context=ctx, name="mx.tls-out.example")
+    bad = mo.sink("127.0.0.51", tls_context=ctx, name="mx.tls-wrong.example")
+    mo.dns.add("tls-out.example", "MX", (10, "mx.tls-out.example"))
+    mo.dns.add("mx.tls-out.example", "A", "127.0.0.50")
+    mo.dns.add("tls-wrong.example", "MX", (10, "mx.tls-wrong.example"))
+    mo.dns.add("mx.tls-wrong.example", "A", "127.0.0.51")
+
+    def sendmail(rcpt, subject):
+        text = (f"From: <{ALICE}>\nTo: <{rcpt}>\nSubject: {subject}\n\n"
+                "Sent with sendmail.\n").encode()
+        env = dict(mo.inst.env, MAIL_CONFIG=str(mo.inst.conf_dir))
+        r = subprocess.run([str(bindir / "sendmail"), "-f", ALICE, "-i", rcpt], input=text,
+                           env=env, capture_output=True, timeout=60, cwd=mo.root)
+        assert r.returncode == 0, r.stderr
+
+    mark = mo.inst.log_mark()
+    sendmail("u@tls-out.example", "over tls")
+    [msg] = ok.wait_messages(1)
+    assert msg.tls and msg.tls_version in ("TLSv1.2", "TLSv1.3")
+    assert msg.rcpts == ["u@tls-out.example"] and msg.mail_from == ALICE
+    qid = re.search(r"pickup\[\d+\]: (\w+): uid=\d+ from=<",
+                    mo.log_line(r"pickup\[\d+\]: \w+: uid=\d+ from=<", since=mark)).group(1)
+    mo.log_line(r"(Untrusted|Anonymous|Trusted|Verified) TLS connection established to "
+                r"mx\.tls-out\.example\[127\.0\.0\.50\]:\d+: TLSv1\.[23]", since=mark)
+    mo.log_line(rf"{qid}: to=<u@tls-out\.example>, relay=mx\.tls-out\.example\[127\.0\.0\.50\]"
+                r":\d+, .*status=sent", since=mark)
+
+    mark = mo.inst.log_mark()
+    sendmail("v@tls-wrong.example", "wrong ca")
+    line = mo.log_line(r"(\w+): to=<v@tls-wrong\.example>, relay=mx\.tls-wrong\.example"
+                       r"\[127\.0\.0\.51\]:\d+, .*dsn=4\.7\.5, status=deferred .*", since=mark)
+    assert "Server certificate not trusted" in line
+    mo.log_line(r"Untrusted TLS connection established to mx\.tls-wrong\.example", since=mark)
+    # The handshake happened and then nothing: no envelope, no content.
+    assert bad.connections >= 1 and not bad.messages
+    assert not any(c.startswith(("MAIL", "RCPT", "DATA")) for c in bad.commands)
+    # Kept for a later attempt, in the deferred queue.
+    wid = re.search(r"(\w+): to=<v@tls-wrong", line).group(1)
+    mo.inst.wait_until(lambda: any(mo.inst.queue_dir.glob(f"deferred/**/{wid}")), timeout=10,
+                       what="the message in deferred/")
