@@ -17,9 +17,12 @@
  *
  * Lifetime. Callbacks may decide that a session is over; it is then marked
  * dead and freed when the outermost callback returns (smtpd_leave), so no
- * code ever touches a freed session.
+ * code ever touches a freed session. A session that ends with a last reply
+ * (QUIT, a limit, a timeout) closes gracefully once that reply has left:
+ * see "Graceful close" below.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <event2/buffer.h>
@@ -32,6 +35,7 @@
 #include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mail/mail_conf.h"
@@ -48,6 +52,8 @@
 #define SMTPD_FD_RESERVE 64      /* descriptors kept for logs, tables, listeners */
 #define SMTPD_FD_PER_SESSION 2   /* the client and, during a transaction, cleanup */
 #define SMTPD_NOFILE_MAX 1048576 /* raise the soft descriptor limit at most to this */
+#define SMTPD_LINGER_CHUNK 4096  /* one read of input to throw away (on the stack) */
+#define SMTPD_LINGER_BURST 16    /* reads per wakeup: then other sessions get their turn */
 
 static SMTPD_CONFIG smtpd_config;
 
@@ -184,8 +190,10 @@ void smtpd_close_after_reply(SMTPD_SESSION *s)
 {
     s->state = SMTPD_ST_CLOSING;
     smtpd_update_reading(s);
-    if (s->client == NULL || evbuffer_get_length(bufferevent_get_output(s->client)) == 0)
-        s->dead = 1;
+    if (s->client == NULL)
+        s->dead = SMTPD_END_CLOSE;
+    else if (evbuffer_get_length(bufferevent_get_output(s->client)) == 0 && !s->dead)
+        s->dead = SMTPD_END_LINGER;
 }
 
 /*
@@ -360,29 +368,146 @@ static void smtpd_log_disconnect(SMTPD_SESSION *s)
     msg_info("%s", vstr_str(line));
 }
 
-/* smtpd_session_free - release everything of a session, then tell the skeleton */
-static void smtpd_session_free(SMTPD_SESSION *s)
+/* smtpd_session_release - the session is over: log it, give back its counts, free
+   its buffers and its bufferevent (which closes the socket unless lingering holds
+   a duplicate); safe to call again */
+static void smtpd_session_release(SMTPD_SESSION *s)
 {
-    if (s->logged_connect)
+    if (s->logged_connect) {
         smtpd_log_disconnect(s);
+        s->logged_connect = 0;
+    }
     smtpd_txn_reset(s);
     smtpd_sasl_reset(s);
-    smtpd_tls_free(s);
-    if (s->client)
+    smtpd_tls_free(s); /* close_notify first, while the TLS connection is still there */
+    if (s->client) {
         bufferevent_free(s->client);
-    if (s->session_timer)
+        s->client = NULL;
+    }
+    if (s->session_timer) {
         event_free(s->session_timer);
-    if (s->sleep_timer)
+        s->session_timer = NULL;
+    }
+    if (s->sleep_timer) {
         event_free(s->sleep_timer);
+        s->sleep_timer = NULL;
+    }
     smtpd_peer_resolve_cancel(&s->peer);
     smtpd_anvil_disconnect(s);
     myfree(s->helo_name);
+    s->helo_name = NULL;
+}
+
+/* smtpd_session_free - release everything of a session, then tell the skeleton */
+static void smtpd_session_free(SMTPD_SESSION *s)
+{
+    smtpd_session_release(s);
+    if (s->linger.ev)
+        event_free(s->linger.ev);
+    if (s->linger.fd >= 0)
+        close(s->linger.fd);
     myfree(s);
     /* Last: with no session left in a draining process this exits. */
     mail_server_session_done();
 }
 
-/* smtpd_enter, smtpd_leave - bracket every callback; leave frees a dead session */
+/*
+ * Graceful close.
+ *
+ * close() on a socket with unread input makes the kernel send a reset
+ * instead of a FIN, and a reset may make the client's kernel drop our last
+ * reply (the 421 that says why, QUIT's 221) before the client has read it:
+ * the client sees "connection reset" and no reply. That happens whenever a
+ * client pipelines behind QUIT or keeps sending after a limit ended its
+ * session. So once the last reply is in the kernel the session shuts down
+ * its sending side (the client reads the reply, then end of file; over TLS
+ * a close_notify comes first), then reads and throws away whatever the
+ * client still sends, never acting on it, until the client closes,
+ * smtpd_linger_time has passed or SMTPD_LINGER_MAX octets were read (a
+ * close with input still unread then resets, but the client has had its
+ * time). A client that closes after the reply, as after 221, ends this at
+ * once. Everything else of the session is released (and logged) when
+ * lingering starts, its connection counts too: a lingering client holds a
+ * descriptor and an event, no buffer, and no slot of any client limit.
+ */
+
+/* smtpd_linger_discard - read and throw away client input; -1: stop lingering */
+static int smtpd_linger_discard(SMTPD_SESSION *s)
+{
+    char buf[SMTPD_LINGER_CHUNK];
+    ssize_t n;
+
+    for (int i = 0; i < SMTPD_LINGER_BURST; i++) {
+        if ((n = recv(s->linger.fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
+            s->linger.discarded += (size_t)n;
+            if (s->linger.discarded >= SMTPD_LINGER_MAX)
+                return -1;
+        } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return 0;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return -1; /* the client's end of file, or its reset */
+        }
+    }
+    return 0; /* more is waiting: the loop comes back at once */
+}
+
+/* smtpd_linger_wait - wait for input until the deadline; -1 when it has passed */
+static int smtpd_linger_wait(SMTPD_SESSION *s)
+{
+    struct timespec now;
+    struct timeval tv;
+    long long left;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    left = (long long)(s->linger.deadline.tv_sec - now.tv_sec) * 1000000 +
+           (s->linger.deadline.tv_nsec - now.tv_nsec) / 1000;
+    if (left <= 0)
+        return -1;
+    tv.tv_sec = (time_t)(left / 1000000);
+    tv.tv_usec = (suseconds_t)(left % 1000000);
+    event_add(s->linger.ev, &tv);
+    return 0;
+}
+
+/* smtpd_linger_cb - client input, or smtpd_linger_time is over */
+static void smtpd_linger_cb(evutil_socket_t fd, short what, void *ctx)
+{
+    SMTPD_SESSION *s = ctx;
+
+    (void)fd;
+    smtpd_enter(s);
+    if ((what & EV_TIMEOUT) || smtpd_linger_discard(s) < 0 || smtpd_linger_wait(s) < 0)
+        s->dead = SMTPD_END_CLOSE;
+    smtpd_leave(s);
+}
+
+/* smtpd_linger_start - the last reply is out: release the session, half-close,
+   linger; -1: close at once instead */
+static int smtpd_linger_start(SMTPD_SESSION *s)
+{
+    if (s->cfg->linger_time <= 0 || s->client == NULL || s->linger.fd >= 0)
+        return -1;
+    /* The bufferevent closes its descriptor when freed: keep a duplicate. */
+    if ((s->linger.fd = fcntl(bufferevent_getfd(s->client), F_DUPFD_CLOEXEC, 0)) < 0)
+        return -1;
+    smtpd_session_release(s);
+    /* ENOTCONN: the client is gone already. */
+    if (shutdown(s->linger.fd, SHUT_WR) < 0 || smtpd_linger_discard(s) < 0)
+        return -1;
+    clock_gettime(CLOCK_MONOTONIC, &s->linger.deadline);
+    s->linger.deadline.tv_sec += s->cfg->linger_time;
+    s->linger.ev = event_new(s->base, s->linger.fd, EV_READ, smtpd_linger_cb, s);
+    if (s->linger.ev == NULL)
+        msg_fatal("event_new failed");
+    if (smtpd_linger_wait(s) < 0)
+        return -1;
+    s->dead = 0;
+    return 0;
+}
+
+/* smtpd_enter, smtpd_leave - bracket every callback; leave ends a dead session */
 void smtpd_enter(SMTPD_SESSION *s)
 {
     s->in_callback++;
@@ -390,8 +515,11 @@ void smtpd_enter(SMTPD_SESSION *s)
 
 void smtpd_leave(SMTPD_SESSION *s)
 {
-    if (--s->in_callback == 0 && s->dead)
-        smtpd_session_free(s);
+    if (--s->in_callback > 0 || !s->dead)
+        return;
+    if (s->dead == SMTPD_END_LINGER && smtpd_linger_start(s) == 0)
+        return;
+    smtpd_session_free(s);
 }
 
 /* smtpd_where - "after DATA (1234 bytes)" detail for lost-connection and timeout logs */
@@ -437,9 +565,10 @@ static void smtpd_write_cb(struct bufferevent *bev, void *ctx)
 
     (void)bev;
     smtpd_enter(s);
-    if (s->state == SMTPD_ST_CLOSING)
-        s->dead = 1;
-    else if (s->block & SMTPD_BLOCK_TLS)
+    if (s->state == SMTPD_ST_CLOSING) {
+        if (!s->dead)
+            s->dead = SMTPD_END_LINGER; /* the last reply is in the kernel */
+    } else if (s->block & SMTPD_BLOCK_TLS)
         smtpd_tls_flushed(s); /* "220 Ready to start TLS" is out: handshake */
     else if (s->block & SMTPD_BLOCK_OUTPUT)
         smtpd_unblock(s, SMTPD_BLOCK_OUTPUT);
@@ -549,6 +678,7 @@ static void smtpd_service(const MAIL_SERVER_ARGS *args, int fd)
     s->cfg = cfg;
     s->base = args->base;
     s->state = SMTPD_ST_CONNECTED;
+    s->linger.fd = -1;
     if (smtpd_peer_init(&s->peer, fd, cfg) < 0) {
         close(fd);
         myfree(s);
@@ -721,6 +851,7 @@ static void smtpd_config_init(SMTPD_CONFIG *cfg, const MAIL_SERVER_ARGS *args)
     cfg->session_time_limit = var_time("smtpd_session_time_limit");
     cfg->ipc_timeout = var_time("ipc_timeout");
     cfg->conn_count_limit = var_int("smtpd_client_connection_count_limit");
+    cfg->linger_time = var_time("smtpd_linger_time");
     cfg->message_size_limit = (uint64_t)var_int("message_size_limit");
     cfg->line_length_limit = var_int("line_length_limit");
     if (cfg->line_length_limit > SMTP_DATA_LINE_HARD_MAX)

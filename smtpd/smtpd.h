@@ -58,6 +58,7 @@ struct bufferevent;
 #define SMTPD_IN_HIGH (64 * 1024)            /* client input buffered at most */
 #define SMTPD_OUT_HIGH (64 * 1024)           /* unread replies before we stop reading */
 #define SMTPD_CLEANUP_HIGH (256 * 1024)      /* content queued to cleanup before we stop reading */
+#define SMTPD_LINGER_MAX (1024 * 1024)       /* input thrown away after the last reply */
 #define SMTPD_HELO_MAX 255                   /* RFC 1035 name, or an address literal */
 #define SMTPD_LOG_INPUT_MAX 100              /* client input quoted in a log line */
 #define SMTPD_NAME_MAX 256                   /* client host name */
@@ -112,6 +113,7 @@ typedef struct SMTPD_CONFIG {
     long session_time_limit; /* smtpd_session_time_limit, seconds */
     long ipc_timeout;        /* cleanup replies, seconds */
     long conn_count_limit;   /* smtpd_client_connection_count_limit */
+    long linger_time;        /* smtpd_linger_time, seconds; 0: close at once */
     uint64_t message_size_limit;
     long line_length_limit;
 
@@ -183,7 +185,7 @@ enum smtpd_state {
     SMTPD_ST_BDAT,      /* inside a BDAT chunk of the transaction */
     SMTPD_ST_CHUNKING,  /* between BDAT chunks: only BDAT, RSET, NOOP, QUIT, HELP */
     SMTPD_ST_SKIP,      /* discarding the octets of a refused BDAT chunk */
-    SMTPD_ST_CLOSING,   /* the last reply is queued; close once it is sent */
+    SMTPD_ST_CLOSING,   /* the last reply is queued; close (gracefully) once it is sent */
     SMTPD_ST_COUNT
 };
 
@@ -280,6 +282,23 @@ typedef struct SMTPD_TXN {
     char *sasl_sender;            /* MAIL AUTH= of an authenticated client (RFC 4954 5), or NULL */
 } SMTPD_TXN;
 
+/* Why a session ends (s->dead) when the outermost callback returns. */
+#define SMTPD_END_CLOSE 1  /* close at once: the client is gone, or cannot be answered */
+#define SMTPD_END_LINGER 2 /* the last reply is out: graceful close (smtpd.c) */
+
+/*
+ * Graceful close: after the last reply our side of the connection is shut
+ * down and client input is read and thrown away until the client closes,
+ * for smtpd_linger_time and SMTPD_LINGER_MAX octets at most. Only the
+ * descriptor and an event are left of the session then.
+ */
+typedef struct SMTPD_LINGER {
+    struct event *ev;         /* input or the deadline; NULL: not lingering */
+    int fd;                   /* the client socket, sending side shut down; -1: none */
+    size_t discarded;         /* octets read and thrown away */
+    struct timespec deadline; /* CLOCK_MONOTONIC */
+} SMTPD_LINGER;
+
 typedef struct SMTPD_SESSION {
     SMTPD_CONFIG *cfg;
     struct event_base *base;
@@ -288,7 +307,7 @@ typedef struct SMTPD_SESSION {
     enum smtpd_state skip_return; /* state after a skipped BDAT chunk */
     uint64_t skip_left;           /* SMTPD_ST_SKIP: octets still to discard */
     int block;                    /* SMTPD_BLOCK_* */
-    int dead;                     /* free at the end of the current callback */
+    int dead;                     /* SMTPD_END_*: end at the end of the current callback */
     int in_callback;              /* nesting depth of our callbacks */
     int skip_line;                /* discarding the rest of an overlong line */
     int ill_pipelining;           /* the client pipelined where RFC 2920 forbids */
@@ -319,6 +338,7 @@ typedef struct SMTPD_SESSION {
     SMTPD_TXN txn;
     struct event *session_timer; /* smtpd_session_time_limit */
     struct event *sleep_timer;   /* error delay */
+    SMTPD_LINGER linger;         /* once the session is over: graceful close */
 } SMTPD_SESSION;
 
 /* Command handler results (smtpd_proto.c and the handlers of other modules). */

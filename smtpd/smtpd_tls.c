@@ -438,7 +438,18 @@ void smtpd_tls_free(SMTPD_SESSION *s)
         return;
     if (s->client && s->state == SMTPD_ST_CLOSING &&
         (ssl = bufferevent_openssl_get_ssl(s->client)) != NULL) {
-        /* One attempt, never waiting: the socket is closed right after. */
+        /*
+         * One attempt, never waiting. The SSL writes to the socket itself
+         * (a socket BIO under the bufferevent), which is non-blocking; and
+         * after an orderly end the last reply has left (libevent keeps a
+         * partly written record in its output buffer, and the write
+         * callback comes only once that is empty), so the alert is the
+         * only thing the SSL has to send. If the socket buffer is full it
+         * is dropped: the client then sees the TCP end of file only, and
+         * has every reply already. The client's close_notify is not
+         * waited for (RFC 8446 6.1): smtpd.c half-closes TCP right after
+         * and throws away what still arrives without decrypting it.
+         */
         (void)SSL_shutdown(ssl);
         ERR_clear_error();
     }

@@ -473,6 +473,8 @@ const MAIL_PARAM mail_param_table[] = {
     P_LIST("smtpd_helo_restrictions", ""),
     P_INT("smtpd_history_flush_threshold", "100", 0, INT_MAX),
     P_INT("smtpd_junk_command_limit", "${stress?{1}:{100}}", 0, INT_MAX),
+    /* Postern: graceful close after the last reply (smtpd(8)); 0 closes at once. */
+    P_TIME("smtpd_linger_time", "2s", 's', 0),
     P_LIST("smtpd_log_access_permit_actions", ""),
     P_INT("smtpd_min_data_rate", "500", 0, INT_MAX),
     P_LIST("smtpd_noop_commands", ""),
